@@ -1,0 +1,39 @@
+# Fleetgate: `make serve` runs the gateway, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test install build lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install --quiet "Cython==3.3.1" setuptools wheel
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Compile the Cython twins in place; generated .c files stay out of git.
+build: $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+
+serve: build
+	$(VENV)/bin/fleetgate serve --dev
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check broker _speedups tests bench admin 2>/dev/null || $(VENV)/bin/ruff check broker tests bench
+
+# The strict variable makes import fail if a compiled module did not load.
+test: build
+	$(VENV)/bin/ruff check .
+	FLEETGATE_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider
+
+bench: build
+	@echo "see bench/README.md"
+
+clean:
+	rm -rf build _speedups/*.c _speedups/*.so .pytest_cache

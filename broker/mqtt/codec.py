@@ -3,7 +3,8 @@
 ``decode(first_byte, body)`` turns one complete packet (fixed-header byte plus the bytes its
 remaining length covers) into a packet object, enforcing the spec's validation rules:
 
-- MQTT-2.2.2-1/2: reserved fixed-header flags (PUBREL/SUBSCRIBE/UNSUBSCRIBE ``0010``, else ``0000``).
+- MQTT-2.2.2-1/2: reserved fixed-header flags (PUBREL/SUBSCRIBE/UNSUBSCRIBE ``0010``, else
+  ``0000``).
 - MQTT-3.3.1-4: PUBLISH QoS 3 is malformed; MQTT-3.3.1-2: DUP is 0 for QoS 0.
 - MQTT-2.3.1-1: packet identifiers of QoS>0 PUBLISH, SUBSCRIBE, UNSUBSCRIBE, acks are non-zero.
 - MQTT-1.5.3-1/2: strings are well-formed UTF-8 without U+0000.
@@ -110,8 +111,10 @@ def _decode_connect(flags: int, body: bytes) -> Connect:
     will_retain = bool(cflags & 0x20)
     has_password = bool(cflags & 0x40)
     has_username = bool(cflags & 0x80)
-    if not will and (will_qos or will_retain):
-        raise _malformed("will QoS/retain set without the will flag", "MQTT-3.1.2-13")
+    if not will and will_qos:
+        raise _malformed("will QoS set without the will flag", "MQTT-3.1.2-13")
+    if not will and will_retain:
+        raise _malformed("will retain set without the will flag", "MQTT-3.1.2-15")
     if will_qos == 3:
         raise _malformed("will QoS 3", "MQTT-3.1.2-14")
     if has_password and not has_username:
@@ -164,7 +167,9 @@ def _decode_publish(flags: int, body: bytes) -> Publish:
     return Publish(topic, bytes(body[pos:]), qos, bool(flags & 0x01), dup, packet_id)
 
 
-def _id_only(cls: type[Puback | Pubrec | Pubrel | Pubcomp | Unsuback]) -> Callable[[int, bytes], Packet]:
+def _id_only(
+    cls: type[Puback | Pubrec | Pubrel | Pubcomp | Unsuback],
+) -> Callable[[int, bytes], Packet]:
     def decode_ack(flags: int, body: bytes) -> Packet:
         if len(body) != 2:
             raise _malformed(f"{c.PACKET_NAMES[cls.type]} remaining length is not 2", "MQTT-2.3.1")
@@ -334,7 +339,9 @@ def encode_connect(p: Connect) -> bytes:
     if p.password is not None:
         flags |= 0x40
         payload += _bin(p.password)
-    header = _str(p.protocol_name) + bytes((p.protocol_level, flags)) + p.keepalive.to_bytes(2, "big")
+    header = (
+        _str(p.protocol_name) + bytes((p.protocol_level, flags)) + p.keepalive.to_bytes(2, "big")
+    )
     return _frame(0x10, header + payload)
 
 

@@ -72,7 +72,9 @@ class Framer:
             del buf[:pos]
         return out
 
-    def _fail(self, out: list[Packet | ProtocolError], error: ProtocolError) -> list[Packet | ProtocolError]:
+    def _fail(
+        self, out: list[Packet | ProtocolError], error: ProtocolError
+    ) -> list[Packet | ProtocolError]:
         self.failed = True
         self._buffer.clear()
         out.append(error)

@@ -14,15 +14,25 @@ from broker.mqtt import constants as c
 class Packet:
     __slots__: tuple[str, ...] = ()
     type: ClassVar[int] = 0
+    # Every slot of the class and its bases: subclasses such as Puback declare ``__slots__ = ()``
+    # and inherit their fields, so ``self.__slots__`` alone would compare Puback(1) == Puback(2).
+    _field_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            names.extend(klass.__dict__.get("__slots__", ()))
+        cls._field_names = tuple(names)
 
     def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._field_names)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._field_names)
         return f"{type(self).__name__}({args})"
 
 

@@ -1,4 +1,4 @@
-"""Subscription trie keyed by topic level, pure-Python reference (twin: ``_speedups/topic_tree.pyx``).
+"""Subscription trie keyed by topic level, pure-Python reference (twin: _speedups/topic_tree.pyx).
 
 Matching never scans all subscriptions: it walks the levels of the topic name, following the
 literal child, the ``+`` child and collecting the ``#`` child at every node (MQTT-4.7.1-2: ``a/#``

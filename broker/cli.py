@@ -1,0 +1,112 @@
+"""``fleetgate`` command line: ``serve`` runs the gateway; ``passwd`` writes password-file lines.
+
+Management subcommands (devices, resources, content, …) talk to the admin API, which arrives
+with the HTTP sidecar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from broker.config import ConfigError, load
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"server": {}, "listeners": {}, "mqtt": {}}
+    if args.data:
+        overrides["server"]["data"] = args.data
+    if args.dev:
+        overrides["server"]["devmode"] = True
+    for name in ("mqtt", "http", "mqtt_tls", "https", "admin"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides["listeners"][name] = value
+    if args.mqtt is not None:
+        overrides["server"]["plain_mqtt"] = True
+    if args.allow_anonymous:
+        overrides["mqtt"]["allow_anonymous"] = True
+    if args.log_level:
+        overrides["server"]["log_level"] = args.log_level
+    return overrides
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config, _serve_overrides(args))
+    except ConfigError as error:
+        print(f"fleetgate: {error}", file=sys.stderr)
+        return 2
+    if config.server.devmode and not config.mqtt.password_file:
+        # A first try on loopback should just work with any MQTT client.
+        config.mqtt.allow_anonymous = True
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from broker.transport.server import run
+
+    try:
+        run(config)
+    except OSError as error:
+        print(f"fleetgate: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from broker.security.passwords import hash_password
+
+    if ":" in args.username or not args.username:
+        print("fleetgate: a username must be non-empty and contain no ':'", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass()
+    if not password:
+        print("fleetgate: empty password", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    lines = [line for line in lines if not line.startswith(f"{args.username}:")]
+    lines.append(f"{args.username}:{hash_password(password.encode())}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fleetgate", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--data", help="data directory (default ./data)")
+    serve.add_argument("--dev", action="store_true",
+                       help="devmode: plain MQTT/HTTP listeners on loopback, anonymous MQTT")
+    serve.add_argument("--mqtt", metavar="HOST:PORT",
+                       help="plain MQTT listener (opened even without --dev)")
+    serve.add_argument("--mqtt-tls", dest="mqtt_tls", metavar="HOST:PORT")
+    serve.add_argument("--http", metavar="HOST:PORT")
+    serve.add_argument("--https", metavar="HOST:PORT")
+    serve.add_argument("--admin", metavar="HOST:PORT")
+    serve.add_argument("--allow-anonymous", action="store_true",
+                       help="accept MQTT clients without credentials")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+    passwd = sub.add_parser("passwd", help="add or replace a user in an MQTT password file")
+    passwd.add_argument("file")
+    passwd.add_argument("username")
+    passwd.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(func=cmd_passwd)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Configuration: embedded defaults, then a TOML file (``--config``), then command-line flags.
+
+Every key is documented in docs/configuration.md. Unknown keys are an error, so a typo in a
+config file is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ServerConfig:
+    data: str = "./data"
+    domain: str = "localhost"
+    devmode: bool = False
+    # Opens the plain (non-TLS) MQTT listener without devmode; set by an explicit --mqtt.
+    plain_mqtt: bool = False
+    log_level: str = "info"
+
+
+@dataclass
+class ListenerConfig:
+    # "HOST:PORT", or "" for off. Plain MQTT and HTTP are only opened in devmode.
+    mqtt: str = "127.0.0.1:1883"
+    mqtt_tls: str = "0.0.0.0:8883"
+    http: str = "127.0.0.1:8080"
+    https: str = "0.0.0.0:8443"
+    admin: str = "127.0.0.1:8081"
+
+
+@dataclass
+class MqttConfig:
+    allow_anonymous: bool = False
+    password_file: str = ""
+    acl_file: str = ""
+    connect_timeout: float = 5.0  # seconds to the CONNECT, else idle_timeout
+    default_keepalive: int = 300  # used when a client sends keepalive 0; 0 = no keepalive
+    max_packet_size: int = 2 * 1024 * 1024
+    max_connections: int = 100_000
+    max_inflight: int = 20  # outgoing QoS 1/2 messages awaiting acknowledgement, per client
+    max_queued_messages: int = 1000  # per session, while offline or the window is full
+    write_high_water: int = 1024 * 1024  # bytes buffered to a slow client before pausing it
+    sys_interval: float = 10.0  # seconds between $SYS updates; 0 = off
+
+
+@dataclass
+class StorageConfig:
+    sync: str = "always"  # always | batch | none (see docs/operations.md)
+
+
+@dataclass
+class TlsConfig:
+    cert: str = ""  # PEM; empty = <data>/tls/server.crt, made on first start
+    key: str = ""
+    min_version: str = "1.2"
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    listeners: ListenerConfig = field(default_factory=ListenerConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    def validate(self) -> None:
+        if self.storage.sync not in ("always", "batch", "none"):
+            raise ConfigError(f"storage.sync must be always, batch or none, not {self.storage.sync!r}")
+        for f in fields(self.listeners):
+            value = getattr(self.listeners, f.name)
+            if value:
+                parse_address(value, f"listeners.{f.name}")
+        m = self.mqtt
+        for name in ("max_packet_size", "max_connections", "max_inflight", "max_queued_messages",
+                     "write_high_water"):
+            if getattr(m, name) < 1:
+                raise ConfigError(f"mqtt.{name} must be at least 1")
+        if m.default_keepalive < 0 or m.default_keepalive > 65535:
+            raise ConfigError("mqtt.default_keepalive must be within 0..65535")
+        if m.connect_timeout <= 0:
+            raise ConfigError("mqtt.connect_timeout must be positive")
+
+
+def parse_address(value: str, name: str = "address") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _merge(target: Any, values: dict[str, Any], path: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown configuration key {path}{key}")
+        current = getattr(target, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}{key} must be a table")
+            _merge(current, value, f"{path}{key}.")
+            continue
+        expected = type(current)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{path}{key} must be {expected.__name__}, got {value!r}")
+        setattr(target, key, value)
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    config = Config()
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{path}: {error}") from None
+        _merge(config, data, "")
+    if overrides:
+        _merge(config, overrides, "")
+    config.validate()
+    return config

@@ -1,0 +1,186 @@
+"""One client's network connection, sans-I/O: bytes and the time come in, bytes go out.
+
+- MQTT-3.1.0-1: the first packet is CONNECT; anything else closes the connection.
+- MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+- Packets only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP) close the connection.
+
+Outgoing packets are collected in ``_out`` and written by the transport once per loop turn
+(``Broker.flush``), so a burst reaches each client in one write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from broker import _accel
+from broker.mqtt import constants as c
+from broker.mqtt.errors import ProtocolError
+from broker.mqtt.packets import Packet, Publish
+from broker.session.session import Message, Session
+
+if TYPE_CHECKING:
+    from broker.core.broker import Broker
+
+NEW = 0  # waiting for CONNECT
+CONNECTED = 1
+CLOSED = 2
+
+encode_publish = _accel.encode_publish
+encode_pubrel = _accel.encode_pubrel
+encode_puback = _accel.encode_puback
+encode_pubrec = _accel.encode_pubrec
+
+
+class Link(Protocol):
+    """What the transport offers a connection: one write per flush, and a close."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    __slots__ = (
+        "broker", "link", "framer", "state", "client_id", "username", "session", "will",
+        "keepalive", "last_activity", "opened_at", "peer", "connection_id", "_out", "_dirty",
+        "paused", "close_reason", "attrs", "protocol", "bytes_in", "bytes_out", "__weakref__",
+    )
+
+    def __init__(self, broker: Broker, link: Link, peer: tuple[str, int], now: float,
+                 protocol: str = "mqtt") -> None:
+        self.broker = broker
+        self.link = link
+        self.framer = _accel.Framer(broker.config.mqtt.max_packet_size)
+        self.state = NEW
+        self.client_id = ""
+        self.username: str | None = None
+        self.session: Session | None = None
+        self.will: Message | None = None
+        self.keepalive = 0.0  # seconds of silence allowed before the close, 1.5x the client's
+        self.last_activity = now
+        self.opened_at = now
+        self.peer = peer
+        self.connection_id = os.urandom(16).hex()
+        self._out: list[bytes] = []
+        self._dirty = False
+        self.paused = False
+        self.close_reason = ""
+        self.attrs: dict[str, Any] = {}  # free space for hooks (the gateway's identity, …)
+        self.protocol = protocol
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def __repr__(self) -> str:
+        return f"Connection({self.client_id!r}, {self.peer[0]}:{self.peer[1]})"
+
+    # -- input ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes, now: float) -> None:
+        self.last_activity = now
+        self.bytes_in += len(data)
+        for item in self.framer.feed(data):
+            if self.state == CLOSED:
+                return
+            if isinstance(item, ProtocolError):
+                self.protocol_error(item)
+                return
+            handler = HANDLERS.get(item.type) if self.state == CONNECTED else None
+            if self.state == NEW:
+                if item.type != c.CONNECT:
+                    self.protocol_error(ProtocolError(
+                        f"first packet is {c.PACKET_NAMES[item.type]}, not CONNECT",
+                        "MQTT-3.1.0-1"))
+                    return
+                handler = HANDLERS[c.CONNECT]
+            elif handler is None or item.type == c.CONNECT:
+                rule = "MQTT-3.1.0-2" if item.type == c.CONNECT else "MQTT-4.8.0-1"
+                self.protocol_error(ProtocolError(
+                    f"unexpected {c.PACKET_NAMES[item.type]} from a client", rule))
+                return
+            handler(self, item)
+
+    def protocol_error(self, error: ProtocolError) -> None:
+        if error.connack >= 0 and self.state == NEW:
+            self.send(_accel.encode_connack(False, error.connack))
+        self.close(error.reason, str(error))
+
+    # -- output ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.state == CLOSED:
+            return
+        self._out.append(data)
+        if not self._dirty:
+            self._dirty = True
+            self.broker.want_flush(self)
+
+    def send_publish(self, message: Message, packet_id: int, dup: bool) -> None:
+        self.send(encode_publish(message.topic, message.payload, message.qos, message.retain,
+                                 dup, packet_id))
+        self.broker.stats.messages_sent += 1
+
+    def send_pubrel(self, packet_id: int) -> None:
+        self.send(encode_pubrel(packet_id))
+
+    def complete(self, packet: Publish) -> None:
+        """Acknowledge a client's PUBLISH (PUBACK, or PUBREC for QoS 2); hooks that returned
+        DEFERRED call this once their durable work is done."""
+        if packet.qos == 1:
+            self.send(encode_puback(packet.packet_id))
+        elif packet.qos == 2 and self.session is not None:
+            self.session.incoming_qos2.add(packet.packet_id)
+            self.send(encode_pubrec(packet.packet_id))
+
+    def flush(self) -> None:
+        self._dirty = False
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.bytes_out += len(data)
+        self.link.write(data)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.session is not None:
+            self.session.pump()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self, reason: str, detail: str = "") -> None:
+        """Close with a debug-log reason; pending output (a refusing CONNACK) goes out first."""
+        if self.state == CLOSED:
+            return
+        self.flush()
+        self.state = CLOSED
+        self.close_reason = reason
+        self.link.close()
+        self.broker.connection_closed(self, reason, detail)
+
+    def connection_lost(self) -> None:
+        """The peer went away (or the transport failed) without a DISCONNECT."""
+        if self.state != CLOSED:
+            self._out.clear()
+            self.state = CLOSED
+            self.close_reason = "ssl_closed"
+            self.broker.connection_closed(self, "ssl_closed", "peer closed the connection")
+
+    def deadline(self) -> float | None:
+        """When this connection is to be closed for silence (``idle_timeout``), if ever."""
+        if self.state == NEW:
+            return self.opened_at + self.broker.config.mqtt.connect_timeout
+        if self.state == CONNECTED and self.keepalive:
+            return self.last_activity + self.keepalive
+        return None
+
+
+Handler = Callable[[Connection, Any], None]
+# Filled by broker.core.handlers: packet type -> handler (dispatch by explicit table).
+HANDLERS: dict[int, Handler] = {}
+__all__ = ["Connection", "HANDLERS", "Link", "Packet", "NEW", "CONNECTED", "CLOSED"]

@@ -1,0 +1,34 @@
+"""The one storage interface of Fleetgate: named tables of ordered byte keys, used through
+short read and write transactions (the shape of py-lmdb's environment and sub-databases).
+
+Implementations: ``MemoryStore`` (tests, ``--data`` less runs) and, in the gateway issue, the
+LMDB store. A write transaction is atomic: everything in it lands or nothing does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+
+class ReadTxn(Protocol):
+    def get(self, table: str, key: bytes) -> bytes | None: ...
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Pairs of ``table`` whose key starts with ``prefix``, in key order."""
+        ...
+
+
+class WriteTxn(ReadTxn, Protocol):
+    def put(self, table: str, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, table: str, key: bytes) -> bool: ...
+
+
+class Store(Protocol):
+    def read(self) -> AbstractContextManager[ReadTxn]: ...
+
+    def write(self) -> AbstractContextManager[WriteTxn]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,66 @@
+"""asyncio glue for one MQTT connection: the only place sockets meet the sans-I/O core.
+
+The protocol is the connection's ``Link``. Back-pressure: the transport's write buffer above
+``mqtt.write_high_water`` pauses the connection (QoS 0 to it is dropped and counted, QoS 1/2
+waits in its session); the broker itself never waits for a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.core.connection import Connection
+
+if TYPE_CHECKING:
+    from broker.core.broker import Broker
+    from broker.transport.keepalive import DeadlineWheel
+
+
+class MqttProtocol(asyncio.Protocol):
+    __slots__ = ("_broker", "_wheel", "_time", "transport", "conn", "_data_received")
+
+    def __init__(self, broker: Broker, wheel: DeadlineWheel, time: Callable[[], float]) -> None:
+        self._broker = broker
+        self._wheel = wheel
+        self._time = time
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        high = self._broker.config.mqtt.write_high_water
+        transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
+        conn = Connection(self._broker, self, (peer[0], peer[1]), self._time())
+        self.conn = conn
+        if self._broker.connection_opened(conn):
+            self._wheel.watch(conn)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.data_received(data, self._time())  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.conn.connection_lost()
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()  # type: ignore[union-attr]
+
+    # Link
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

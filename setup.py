@@ -7,7 +7,7 @@ import os
 
 from setuptools import Extension, setup
 
-MODULES = ["framing", "codec", "topic_tree"]
+MODULES = ["framing", "codec", "topic_tree", "connection"]
 
 
 def extensions() -> list[Extension]:

@@ -25,28 +25,35 @@ PURE: dict[str, ModuleType] = {
 }
 
 
-def _load(name: str) -> ModuleType:
+COMPILED: dict[str, bool] = {}
+
+
+def load(name: str, pure: ModuleType | None = None) -> ModuleType:
+    """``_speedups.<name>`` if it loads (and is allowed), else the pure twin.
+
+    Modules that themselves import this one (``broker.core.connection``) pass their pure twin
+    in when they are loaded, instead of being listed in ``PURE`` here.
+    """
+    reference = PURE[name] if pure is None else pure
+    module = reference
     if NO_EXTENSIONS:
         if REQUIRE_EXTENSIONS:
             raise ImportError("FLEETGATE_NO_EXTENSIONS and FLEETGATE_REQUIRE_EXTENSIONS both set")
-        return PURE[name]
-    try:
-        return importlib.import_module(f"_speedups.{name}")
-    except ImportError as error:
-        if REQUIRE_EXTENSIONS:
-            raise ImportError(f"compiled module _speedups.{name} did not load: {error}") from error
-        return PURE[name]
+    else:
+        try:
+            module = importlib.import_module(f"_speedups.{name}")
+        except ImportError as error:
+            if REQUIRE_EXTENSIONS:
+                raise ImportError(
+                    f"compiled module _speedups.{name} did not load: {error}"
+                ) from error
+    COMPILED[name] = module is not reference
+    return module
 
 
-codec = _load("codec")
-framing = _load("framing")
-topic_tree = _load("topic_tree")
-
-COMPILED: dict[str, bool] = {
-    "codec": codec is not _pure_codec,
-    "framing": framing is not _pure_framing,
-    "topic_tree": topic_tree is not _pure_topic_tree,
-}
+codec = load("codec")
+framing = load("framing")
+topic_tree = load("topic_tree")
 
 Framer = framing.Framer
 TopicTree = topic_tree.TopicTree

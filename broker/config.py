@@ -6,6 +6,7 @@ config file is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -73,7 +74,9 @@ class Config:
 
     def validate(self) -> None:
         if self.storage.sync not in ("always", "batch", "none"):
-            raise ConfigError(f"storage.sync must be always, batch or none, not {self.storage.sync!r}")
+            raise ConfigError(
+                f"storage.sync must be always, batch or none, not {self.storage.sync!r}"
+            )
         for f in fields(self.listeners):
             value = getattr(self.listeners, f.name)
             if value:
@@ -83,9 +86,13 @@ class Config:
                      "write_high_water"):
             if getattr(m, name) < 1:
                 raise ConfigError(f"mqtt.{name} must be at least 1")
+        if m.max_inflight > 65535:
+            # Each message in flight holds a packet identifier; there are 65535 of them.
+            raise ConfigError("mqtt.max_inflight must be at most 65535")
         if m.default_keepalive < 0 or m.default_keepalive > 65535:
             raise ConfigError("mqtt.default_keepalive must be within 0..65535")
-        if m.connect_timeout <= 0:
+        # TOML allows inf and nan; neither is a deadline (math.ceil fails on them).
+        if not math.isfinite(m.connect_timeout) or m.connect_timeout <= 0:
             raise ConfigError("mqtt.connect_timeout must be positive")
 
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from broker import _accel
 from broker.config import Config
+from broker.core import connection as _pure_connection
 from broker.core import handlers  # noqa: F401  (fills the packet dispatch table)
-from broker.core.connection import CONNECTED, Connection
+from broker.core.connection import CONNECTED
 from broker.core.stats import Stats
 from broker.hooks import BrokerHooks
 from broker.routing.retained import RetainedMessages
@@ -25,6 +26,10 @@ log = logging.getLogger("fleetgate.broker")
 debug_log = logging.getLogger("fleetgate.debug")
 
 encode_publish = _accel.encode_publish
+# The connection class the transport makes, and its fan-out: compiled twins when they load.
+_connection = _accel.load("connection", _pure_connection)
+Connection = _connection.Connection
+fan_out = _connection.fan_out
 
 
 class Broker:
@@ -108,31 +113,7 @@ class Broker:
         """Route one message to every matching subscription (and keep it if retained)."""
         if retain:
             self.retain(topic, payload, qos)
-        subscribers = self.tree.match(topic)
-        if not subscribers:
-            return
-        stats = self.stats
-        shared = None  # one encoding of the QoS 0 packet, shared by its subscribers
-        message = None
-        for session, granted in subscribers.items():
-            qos_out = qos if qos < granted else granted
-            if qos_out == 0:
-                conn = session.connection
-                if conn is None:
-                    continue
-                if conn.paused:
-                    stats.messages_dropped += 1
-                    continue
-                if shared is None:
-                    shared = encode_publish(topic, payload, 0, False, False, 0)
-                conn.send(shared)
-                stats.messages_sent += 1
-            else:
-                # MQTT-3.3.1-9: RETAIN is 0 on delivery to existing subscriptions.
-                if message is None or message.qos != qos_out:
-                    message = Message(topic, payload, qos_out, False)
-                if not session.deliver(message):
-                    stats.messages_dropped += 1
+        fan_out(self, topic, payload, qos)
 
     def retain(self, topic: str, payload: bytes, qos: int) -> None:
         self.retained.set(Message(topic, payload, qos, True))

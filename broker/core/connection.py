@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from broker import _accel
+from broker.hooks import PublishDecision
 from broker.mqtt import constants as c
 from broker.mqtt.errors import ProtocolError
 from broker.mqtt.packets import Packet, Publish
@@ -31,6 +32,8 @@ encode_publish = _accel.encode_publish
 encode_pubrel = _accel.encode_pubrel
 encode_puback = _accel.encode_puback
 encode_pubrec = _accel.encode_pubrec
+ROUTE = PublishDecision.ROUTE
+DEFERRED = PublishDecision.DEFERRED
 
 
 class Link(Protocol):
@@ -81,25 +84,52 @@ class Connection:
         self.last_activity = now
         self.bytes_in += len(data)
         for item in self.framer.feed(data):
-            if self.state == CLOSED:
+            state = self.state
+            if state == CLOSED:
                 return
+            if type(item) is Publish and state == CONNECTED:
+                self.handle_publish(item)  # the hot packet skips the table
+                continue
             if isinstance(item, ProtocolError):
                 self.protocol_error(item)
                 return
-            handler = HANDLERS.get(item.type) if self.state == CONNECTED else None
-            if self.state == NEW:
+            if state == NEW:
                 if item.type != c.CONNECT:
                     self.protocol_error(ProtocolError(
                         f"first packet is {c.PACKET_NAMES[item.type]}, not CONNECT",
                         "MQTT-3.1.0-1"))
                     return
                 handler = HANDLERS[c.CONNECT]
-            elif handler is None or item.type == c.CONNECT:
-                rule = "MQTT-3.1.0-2" if item.type == c.CONNECT else "MQTT-4.8.0-1"
-                self.protocol_error(ProtocolError(
-                    f"unexpected {c.PACKET_NAMES[item.type]} from a client", rule))
-                return
+            else:
+                handler = HANDLERS.get(item.type)
+                if handler is None or item.type == c.CONNECT:
+                    rule = "MQTT-3.1.0-2" if item.type == c.CONNECT else "MQTT-4.8.0-1"
+                    self.protocol_error(ProtocolError(
+                        f"unexpected {c.PACKET_NAMES[item.type]} from a client", rule))
+                    return
             handler(self, item)
+
+    def handle_publish(self, packet: Publish) -> None:
+        """PUBLISH from the client (section 3.3, 4.3).
+
+        MQTT-4.3.2-2: QoS 1 is answered with PUBACK, MQTT-4.3.3-2: QoS 2 with PUBREC, after the
+        hook's durable work when it defers. QoS 2 exactly once: a packet identifier seen before
+        its PUBREL is acknowledged again, but the message is not routed again.
+        """
+        broker = self.broker
+        broker.stats.messages_received += 1
+        qos = packet.qos
+        if qos == 2 and packet.packet_id in self.session.incoming_qos2:  # type: ignore[union-attr]
+            self.send(encode_pubrec(packet.packet_id))
+            return
+        decision = broker.hooks.on_publish(self, packet)
+        if decision == ROUTE:
+            if packet.retain:
+                broker.retain(packet.topic, packet.payload, qos)
+            fan_out(broker, packet.topic, packet.payload, qos)
+        elif decision == DEFERRED:
+            return
+        self.complete(packet)
 
     def protocol_error(self, error: ProtocolError) -> None:
         if error.connack >= 0 and self.state == NEW:
@@ -180,7 +210,36 @@ class Connection:
         return None
 
 
+def fan_out(broker: Broker, topic: str, payload: bytes, qos: int) -> None:
+    """Deliver one message to every matching subscription, once per subscriber, at
+    min(message QoS, granted QoS) (MQTT-3.3.5-1) and with RETAIN=0 (MQTT-3.3.1-9)."""
+    subscribers = broker.tree.match(topic)
+    if not subscribers:
+        return
+    stats = broker.stats
+    shared = None  # one encoding of the QoS 0 packet, shared by its subscribers
+    message = None
+    for session, granted in subscribers.items():
+        qos_out = qos if qos < granted else granted
+        if qos_out == 0:
+            conn = session.connection
+            if conn is None:
+                continue
+            if conn.paused:
+                stats.messages_dropped += 1
+                continue
+            if shared is None:
+                shared = encode_publish(topic, payload, 0, False, False, 0)
+            conn.send(shared)
+            stats.messages_sent += 1
+        else:
+            if message is None or message.qos != qos_out:
+                message = Message(topic, payload, qos_out, False)
+            if not session.deliver(message):
+                stats.messages_dropped += 1
+
+
 Handler = Callable[[Connection, Any], None]
 # Filled by broker.core.handlers: packet type -> handler (dispatch by explicit table).
 HANDLERS: dict[int, Handler] = {}
-__all__ = ["Connection", "HANDLERS", "Link", "Packet", "NEW", "CONNECTED", "CLOSED"]
+__all__ = ["Connection", "HANDLERS", "Link", "Packet", "NEW", "CONNECTED", "CLOSED", "fan_out"]

@@ -1,14 +1,13 @@
 """The dispatch table: packet type -> handler, for packets a connected client may send."""
 
 from broker.core.connection import HANDLERS, Connection
-from broker.core.handle_connect import handle_connect
-from broker.core.handle_publish import (
+from broker.core.handle_ack import (
     handle_puback,
     handle_pubcomp,
-    handle_publish,
     handle_pubrec,
     handle_pubrel,
 )
+from broker.core.handle_connect import handle_connect
 from broker.core.handle_subscribe import handle_subscribe, handle_unsubscribe
 from broker.mqtt import constants as c
 from broker.mqtt.packets import Disconnect, Pingreq
@@ -28,7 +27,7 @@ def handle_disconnect(conn: Connection, packet: Disconnect) -> None:
 
 HANDLERS.update({
     c.CONNECT: handle_connect,
-    c.PUBLISH: handle_publish,
+    c.PUBLISH: lambda conn, packet: conn.handle_publish(packet),
     c.PUBACK: handle_puback,
     c.PUBREC: handle_pubrec,
     c.PUBREL: handle_pubrel,

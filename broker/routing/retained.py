@@ -30,7 +30,7 @@ class RetainedMessages:
         return self._count
 
     def set(self, message: Message) -> None:
-        """Store ``message`` for its topic, or remove the topic's message if the payload is empty."""
+        """Keep ``message`` for its topic; an empty payload removes the topic's message."""
         levels = message.topic.split("/")
         if not message.payload:
             self._remove(levels)

@@ -10,7 +10,8 @@ One rule a line, first match wins, and no match denies (a file that exists restr
 ``who`` is ``*``, ``anonymous``, ``user:<name>`` or ``client:<id>``. A publish is allowed when its
 topic name matches the rule's filter; a subscription when every topic its filter can match is
 covered by the rule's filter (``dev/1/+`` is within ``dev/1/#``; ``dev/#`` is not within
-``dev/1/#``).
+``dev/1/#``). A rule with ``%c``/``%u`` does not apply to a client whose id/username contains
+``+`` or ``#``: substituted, it would widen the filter (client id ``+`` in ``dev/%c/#``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def filter_covers(outer: str, inner: str) -> bool:
     return len(i_levels) == len(o_levels)
 
 
+def _safe_name(name: str) -> bool:
+    # A client id or username holding '+' or '#' would turn a %c/%u level into a wildcard and
+    # reach other clients' topics (client id "+" in "dev/%c/#"), so such rules do not apply.
+    return "+" not in name and "#" not in name
+
+
 class Acl:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
@@ -130,12 +137,19 @@ class Acl:
         for rule in self.rules:
             if not rule.applies(action, username, client_id):
                 continue
-            topic_filter = rule.topic_filter.replace("%c", client_id)
+            topic_filter = rule.topic_filter
+            if "%c" in topic_filter:
+                if not _safe_name(client_id):
+                    continue
+                topic_filter = topic_filter.replace("%c", client_id)
             if "%u" in topic_filter:
-                if username is None:
+                if username is None or not _safe_name(username):
                     continue
                 topic_filter = topic_filter.replace("%u", username)
-            hit = filter_covers(topic_filter, check) if covers else topic_matches(topic_filter, check)
+            if covers:
+                hit = filter_covers(topic_filter, check)
+            else:
+                hit = topic_matches(topic_filter, check)
             if hit:
                 return rule.allow
         return False

@@ -96,11 +96,13 @@ class Session:
         """Move queued messages into the inflight window while the connection can take them."""
         conn = self.connection
         queue = self.queue
-        while queue and conn is not None and not conn.paused and len(self.inflight) < self.max_inflight:
+        if conn is None:
+            return
+        while queue and not conn.paused and len(self.inflight) < self.max_inflight:
             self._send(conn, queue.popleft())
 
     def resend(self) -> None:
-        """After reconnecting: PUBLISH (DUP=1) or PUBREL for every inflight entry, then the queue."""
+        """After a reconnect: PUBLISH (DUP=1) or PUBREL per inflight entry, then the queue."""
         conn = self.connection
         assert conn is not None
         for packet_id, entry in self.inflight.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 
-from broker.core.connection import CLOSED, Connection
+from broker.core.connection import CLOSED, NEW, Connection
 
 
 class DeadlineWheel:
@@ -33,6 +33,10 @@ class DeadlineWheel:
         deadline = conn.deadline()
         if deadline is None:
             return
+        if conn.state == NEW:
+            # The CONNECT still to come may set a keepalive that ends before the connect
+            # deadline (MQTT-3.1.2-24): look again next second until it has arrived.
+            deadline = min(deadline, self._loop.time() + 1.0)
         slot = max(math.ceil(deadline), self._next_slot)
         bucket = self._buckets.get(slot)
         if bucket is None:

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.core.connection import Connection
+from broker.core.broker import Connection
 
 if TYPE_CHECKING:
     from broker.core.broker import Broker

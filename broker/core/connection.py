@@ -160,7 +160,7 @@ class Connection:
         if packet.qos == 1:
             self.send(encode_puback(packet.packet_id))
         elif packet.qos == 2 and self.session is not None:
-            self.session.incoming_qos2.add(packet.packet_id)
+            self.session.remember_qos2(packet.packet_id)
             self.send(encode_pubrec(packet.packet_id))
 
     def flush(self) -> None:

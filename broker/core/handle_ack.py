@@ -22,7 +22,7 @@ def handle_pubrec(conn: Connection, packet: Pubrec) -> None:
 
 
 def handle_pubrel(conn: Connection, packet: Pubrel) -> None:
-    conn.session.incoming_qos2.discard(packet.packet_id)  # type: ignore[union-attr]
+    conn.session.release_qos2(packet.packet_id)  # type: ignore[union-attr]
     conn.send(_accel.encode_pubcomp(packet.packet_id))
 
 

@@ -30,6 +30,12 @@ class Message(NamedTuple):
     retain: bool
 
 
+# Shared empty stand-ins until a session first needs a queue or QoS 2 ids: most sessions never
+# do, and the real containers cost ~1 KB per connection.
+_EMPTY_QUEUE: deque[Message] = deque(maxlen=0)
+_NO_IDS: frozenset[int] = frozenset()
+
+
 class Inflight:
     __slots__ = ("message", "state")
 
@@ -50,8 +56,8 @@ class Session:
         self.subscriptions: dict[str, int] = {}
         # Insertion order is send order: resending walks it front to back (MQTT-4.6.0-1).
         self.inflight: dict[int, Inflight] = {}
-        self.queue: deque[Message] = deque()
-        self.incoming_qos2: set[int] = set()
+        self.queue: deque[Message] = _EMPTY_QUEUE
+        self.incoming_qos2: set[int] | frozenset[int] = _NO_IDS
         self.connection: Connection | None = None
         self._next_id = 0
         self.max_inflight = max_inflight
@@ -84,6 +90,8 @@ class Session:
         if len(self.queue) >= self.max_queued:
             self.dropped += 1
             return False
+        if self.queue is _EMPTY_QUEUE:
+            self.queue = deque()
         self.queue.append(message)
         return True
 
@@ -122,6 +130,19 @@ class Session:
         del self.inflight[packet_id]
         self.pump()
         return True
+
+    # -- incoming QoS 2 ----------------------------------------------------------------------
+
+    def remember_qos2(self, packet_id: int) -> None:
+        """PUBREC sent for this id: a re-sent PUBLISH with it is not routed again."""
+        if self.incoming_qos2 is _NO_IDS:
+            self.incoming_qos2 = set()
+        self.incoming_qos2.add(packet_id)  # type: ignore[union-attr]
+
+    def release_qos2(self, packet_id: int) -> None:
+        """PUBREL arrived: the id may be used for a new message."""
+        if packet_id in self.incoming_qos2:
+            self.incoming_qos2.discard(packet_id)  # type: ignore[union-attr]
 
     def received(self, packet_id: int) -> bool:
         """PUBREC for an outgoing QoS 2 message: it moves on to awaiting PUBCOMP."""

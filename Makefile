@@ -32,8 +32,16 @@ test: build
 	$(VENV)/bin/ruff check .
 	FLEETGATE_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider
 
+# Load scenarios vs mosquitto, then the pure-vs-Cython micro-benchmarks (bench/README.md).
 bench: build
-	@echo "see bench/README.md"
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
+		{ apt-get update && apt-get install -y mosquitto && \
+		  { systemctl disable --now mosquitto || true; }; }
+	$(PY) bench/build.py
+	$(PY) -m pip install --quiet pytest-benchmark
+	$(PY) -m bench.load --scenario all --repeat 3
+	$(PY) -m pytest -p no:cacheprovider bench/bench_codec.py bench/bench_routing.py \
+		--benchmark-group-by=group --benchmark-columns=min,median,ops
 
 clean:
 	rm -rf build _speedups/*.c _speedups/*.so .pytest_cache

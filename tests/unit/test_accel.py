@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 import broker._accel as accel
+import broker.core.broker  # noqa: F401  (registers the connection twin with the chooser)
 
+ALL_TWINS = {"codec", "framing", "topic_tree", "connection"}
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
-    "import json, broker._accel as a, broker.mqtt.framing as f;"
+    "import json, broker._accel as a, broker.mqtt.framing as f, broker.core.broker;"
     "print(json.dumps({'compiled': a.COMPILED, 'pure_framer': a.Framer is f.Framer}))"
 )
 
@@ -34,8 +36,7 @@ def run_chooser(**variables: str) -> subprocess.CompletedProcess[str]:
 def test_this_process_loaded_the_compiled_modules_when_required() -> None:
     if os.environ.get("FLEETGATE_REQUIRE_EXTENSIONS") != "1":
         pytest.skip("FLEETGATE_REQUIRE_EXTENSIONS is not set in this run")
-    # Other modules (broker.core.connection) may register here too; every one must be compiled.
-    assert {"codec", "framing", "topic_tree"} <= set(accel.COMPILED)
+    assert set(accel.COMPILED) >= ALL_TWINS
     assert all(accel.COMPILED.values()), accel.COMPILED
     assert accel.Framer.__module__ == "_speedups.framing"
     assert accel.TopicTree.__module__ == "_speedups.topic_tree"
@@ -47,7 +48,7 @@ def test_require_extensions_loads_every_compiled_module() -> None:
         pytest.skip(f"compiled modules are not built: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"codec", "framing", "topic_tree"} <= set(report["compiled"])
+    assert set(report["compiled"]) >= ALL_TWINS
     assert all(report["compiled"].values()), report
     assert report["pure_framer"] is False
 
@@ -56,7 +57,7 @@ def test_no_extensions_gives_the_pure_modules() -> None:
     result = run_chooser(FLEETGATE_NO_EXTENSIONS="1")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"codec", "framing", "topic_tree"} <= set(report["compiled"])
+    assert set(report["compiled"]) >= ALL_TWINS
     assert not any(report["compiled"].values()), report
     assert report["pure_framer"] is True
 

@@ -1,0 +1,626 @@
+"""Scenario driver: run the C load generator against Fleetgate and Mosquitto.
+
+Usage: python -m bench.load [--scenario fleet|burst0|burst1|fanout|connect|idle|all]
+                            [--repeat 3] [--broker fleetgate|mosquitto|both] [--quick]
+
+Each measurement starts a fresh broker on a free 127.0.0.1 port pinned to CPU 0 and the
+load generator pinned to CPU 1, so the two never compete for a core.  Broker CPU time is
+read from /proc at the loadgen's START/STOP events, RSS before and after connecting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.build import build_loadgen
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+BROKER_CPU = "0"
+LOADGEN_CPU = "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+START_DEADLINE_S = 15.0
+STOP_TIMEOUT_S = 5.0
+IDLE_SETTLE_S = 1.0  # let the broker finish allocating before sampling idle RSS
+LOADGEN_BOUND = 0.85  # loadgen CPU fraction above which results may be client-limited
+BROKERS = ("fleetgate", "mosquitto")
+
+MOSQUITTO_CONF = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 1000000
+log_dest none
+"""
+
+# The same queue limit as mosquitto's above, so neither broker drops what the other keeps.
+FLEETGATE_CONF = """\
+[mqtt]
+max_queued_messages = 1000000
+"""
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Case:
+    """One measurement: one or more loadgen processes started together."""
+
+    name: str
+    procs: list[list[str]]
+    duration: float
+    metrics: list[str]
+    setup_timeout: float = 60.0
+
+
+def _lg(mode: str, duration: float, **kw: Any) -> list[str]:
+    args = ["--mode", mode, "--duration", str(duration)]
+    for key, value in kw.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    return args
+
+
+def _srcs(first: int, count: int) -> str:
+    return ",".join(f"127.0.0.{first + i}" for i in range(count))
+
+
+PUBSUB_METRICS = [
+    "send_rate",
+    "recv_rate",
+    "lost",
+    "lat_p50_us",
+    "lat_p99_us",
+    "broker_cpu_frac",
+    "broker_cpu_us_per_msg",
+    "loadgen_cpu_frac",
+]
+
+
+def build_cases(quick: bool) -> dict[str, list[Case]]:
+    """Scenario name -> cases, with full or --quick parameters."""
+    q = quick
+    fleet_pubs, fleet_rate, fleet_d = (1000, 5000, 5.0) if q else (10000, 20000, 20.0)
+    short = 3.0 if q else 10.0
+    fan_subs = 200 if q else 1000
+    idle_per_proc, idle_procs, idle_hold = (1000, 2, 3.0) if q else (9500, 2, 6.0)
+    return {
+        "fleet": [
+            Case(
+                "fleet",
+                [_lg("fleet", fleet_d, pubs=fleet_pubs, subs=1, rate=fleet_rate, src=_srcs(2, 4))],
+                fleet_d,
+                PUBSUB_METRICS + ["lat_p90_us", "lat_max_us", "rss_per_conn_b"],
+            )
+        ],
+        "burst0": [
+            Case("burst0", [_lg("burst", short, pubs=100, subs=1, qos=0)], short, PUBSUB_METRICS)
+        ],
+        "burst1": [
+            Case(
+                "burst1",
+                [_lg("burst", short, pubs=100, subs=1, qos=1, window=10)],
+                short,
+                PUBSUB_METRICS + ["ack_rate"],
+            )
+        ],
+        "fanout": [
+            Case(
+                "fanout_full", [_lg("fanout", short, pubs=1, subs=fan_subs)], short, PUBSUB_METRICS
+            ),
+            Case(
+                "fanout_rate",
+                [_lg("fanout", short, pubs=1, subs=fan_subs, rate=10)],
+                short,
+                PUBSUB_METRICS,
+            ),
+        ],
+        "connect": [
+            Case(
+                "connect",
+                [_lg("connect", short, concurrency=100, src=_srcs(2, 4))],
+                short,
+                [
+                    "connect_rate",
+                    "lat_p50_us",
+                    "lat_p99_us",
+                    "broker_cpu_frac",
+                    "broker_cpu_us_per_conn",
+                    "loadgen_cpu_frac",
+                ],
+            )
+        ],
+        "idle": [
+            Case(
+                "idle",
+                [
+                    _lg("idle", idle_hold, conns=idle_per_proc, src=_srcs(2 + 8 * i, 8))
+                    for i in range(idle_procs)
+                ],
+                idle_hold,
+                ["connected", "rss_before_kib", "rss_ready_kib", "rss_per_conn_b", "setup_s"],
+            )
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------- /proc
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid plus all child processes (a broker might fork workers)."""
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop()
+        out.append(cur)
+        for task in Path(f"/proc/{cur}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the process may exit under us
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process tree, in seconds."""
+    ticks = 0
+    for p in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of the process tree in KiB."""
+    total = 0
+    for p in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+# ---------------------------------------------------------------------------- brokers
+
+
+class BrokerStartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _raise_nofile() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Broker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    log_path: Path
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def broker_command(name: str, port: int, workdir: Path) -> list[str]:
+    if name == "mosquitto":
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(MOSQUITTO_CONF.format(port=port))
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        return [exe, "-c", str(conf)]
+    data = workdir / "data"
+    data.mkdir()
+    conf = workdir / "fleetgate.toml"
+    conf.write_text(FLEETGATE_CONF)
+    return [
+        sys.executable,
+        "-m",
+        "broker",
+        "serve",
+        "--config",
+        str(conf),
+        "--log-level",
+        "warning",
+        "--mqtt",
+        f"127.0.0.1:{port}",
+        "--allow-anonymous",
+        "--data",
+        str(data),
+    ]
+
+
+def start_broker(name: str) -> Broker:
+    """Start a broker pinned to BROKER_CPU and wait until its port accepts connections."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    log_path = workdir / "broker.log"
+    cmd = ["taskset", "-c", BROKER_CPU, *broker_command(name, port, workdir)]
+    with open(log_path, "wb") as log:  # a file, not a pipe: a chatty broker never blocks
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_raise_nofile,
+        )
+    broker = Broker(name, proc, port, workdir, log_path)
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stop_broker(broker)
+            raise BrokerStartError(
+                f"{name} exited with code {proc.returncode}:\n{broker.log_tail()}"
+            )
+        if _port_open(port):
+            return broker
+        time.sleep(0.05)
+    stop_broker(broker)
+    raise BrokerStartError(
+        f"{name} did not accept connections on port {port} within "
+        f"{START_DEADLINE_S:.0f}s:\n{broker.log_tail()}"
+    )
+
+
+def stop_broker(broker: Broker) -> None:
+    """SIGTERM, then SIGKILL after a timeout -- always by PID."""
+    proc = broker.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
+    shutil.rmtree(broker.workdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- loadgen
+
+
+@dataclass
+class Probe:
+    """Samples the broker when every loadgen process has reported a phase event."""
+
+    pid: int
+    nprocs: int
+    seen: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def event(self, name: str) -> None:
+        with self.lock:
+            self.seen[name] = self.seen.get(name, 0) + 1
+            if self.seen[name] == self.nprocs:
+                self.samples[name] = (time.monotonic(), cpu_seconds(self.pid), rss_kib(self.pid))
+
+    def wait_for(self, name: str, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            with self.lock:
+                if name in self.samples:
+                    return True
+            time.sleep(0.02)
+        return False
+
+
+def _pump_stderr(proc: subprocess.Popen[bytes], probe: Probe, log: list[str]) -> None:
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace").strip()
+        if line in ("READY", "START", "STOP"):
+            probe.event(line)
+        elif line:
+            log.append(line)
+
+
+def run_loadgen(case: Case, broker: Broker, loadgen: Path) -> dict[str, Any]:
+    """Run the case's loadgen processes against a started broker and collect raw numbers."""
+    probe = Probe(broker.proc.pid, len(case.procs))
+    rss_before = rss_kib(broker.proc.pid)
+    stderr_log: list[str] = []
+    procs, threads = [], []
+    for args in case.procs:
+        cmd = [
+            "taskset",
+            "-c",
+            LOADGEN_CPU,
+            str(loadgen),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(broker.port),
+            "--setup-timeout",
+            str(case.setup_timeout),
+            *args,
+        ]
+        p = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_raise_nofile,
+        )
+        t = threading.Thread(target=_pump_stderr, args=(p, probe, stderr_log), daemon=True)
+        t.start()
+        procs.append(p)
+        threads.append(t)
+    timeout = case.setup_timeout + case.duration + 30
+    rss_idle = _sample_idle_rss(case, probe, broker, time.monotonic() + timeout)
+    outputs = [_collect(p, timeout) for p in procs]
+    for t in threads:
+        t.join(1.0)
+    return {
+        "outputs": outputs,
+        "rss_before_kib": rss_before,
+        "rss_idle_kib": rss_idle,
+        "samples": probe.samples,
+        "stderr": stderr_log[-10:],
+    }
+
+
+def _sample_idle_rss(case: Case, probe: Probe, broker: Broker, deadline: float) -> int | None:
+    """Idle connections: wait for READY, let the broker settle, then read RSS."""
+    if not case.name.startswith("idle") or not probe.wait_for("READY", deadline):
+        return None
+    time.sleep(IDLE_SETTLE_S)
+    return rss_kib(broker.proc.pid)
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    # wait() + read(), not communicate(): the pump thread owns stderr, and the
+    # single JSON line on stdout fits in the pipe buffer.
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # by PID; the loadgen should never need this
+        proc.wait()
+        return {"error": "loadgen timed out and was killed"}
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    try:
+        return json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"loadgen exited {proc.returncode} without JSON output"}
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _sum(outputs: list[dict[str, Any]], key: str) -> float:
+    return float(sum(o.get(key, 0) or 0 for o in outputs))
+
+
+def compute_metrics(raw: dict[str, Any]) -> dict[str, Any]:
+    """Turn raw loadgen JSON + /proc samples into the reported figures."""
+    outs = [o for o in raw["outputs"] if "mode" in o]
+    errors = [o["error"] for o in raw["outputs"] if o.get("error")]
+    m: dict[str, Any] = {"errors": errors}
+    if not outs:
+        return m
+    for key in (
+        "send_rate",
+        "recv_rate",
+        "ack_rate",
+        "connect_rate",
+        "sent",
+        "received",
+        "lost",
+        "connected",
+        "received_win",
+        "cycles_win",
+        "window_cpu_s",
+    ):
+        m[key] = _sum(outs, key)
+    lat = outs[0]["latency_us"]
+    for pct in ("p50", "p90", "p99", "max"):
+        m[f"lat_{pct}_us"] = lat[pct]
+    m["setup_s"] = max(o["setup_s"] for o in outs)
+    window = max(o["window_s"] for o in outs)
+    m["loadgen_cpu_frac"] = m["window_cpu_s"] / window if window else None
+    _broker_figures(m, raw)
+    return m
+
+
+def _broker_figures(m: dict[str, Any], raw: dict[str, Any]) -> None:
+    samples, before = raw["samples"], raw["rss_before_kib"]
+    m["rss_before_kib"] = before
+    ready = raw["rss_idle_kib"] or (samples["READY"][2] if "READY" in samples else None)
+    m["rss_ready_kib"] = ready
+    conns = m.get("connected") or 0
+    m["rss_per_conn_b"] = (ready - before) * 1024 / conns if ready and conns else None
+    if "START" not in samples or "STOP" not in samples:
+        return
+    (t0, cpu0, _), (t1, cpu1, _) = samples["START"], samples["STOP"]
+    cpu = cpu1 - cpu0
+    m["broker_cpu_s"] = cpu
+    m["broker_cpu_frac"] = cpu / (t1 - t0) if t1 > t0 else None
+    m["broker_cpu_us_per_msg"] = cpu * 1e6 / m["received_win"] if m["received_win"] else None
+    m["broker_cpu_us_per_conn"] = cpu * 1e6 / m["cycles_win"] if m["cycles_win"] else None
+
+
+def median_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float))}
+    out: dict[str, Any] = {}
+    for k in sorted(keys):
+        vals = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) < 10:
+        return f"{v:.3f}"
+    return f"{v:,.0f}"
+
+
+def print_case(
+    case: Case, summary: dict[str, dict[str, Any]], errors: dict[str, list[str]]
+) -> None:
+    names = [b for b in BROKERS if b in summary]
+    print(f"\n=== {case.name} (median over repeats)")
+    print(f"{'metric':<24}" + "".join(f"{n:>14}" for n in names) + f"{'fg/mq':>10}")
+    for key in case.metrics:
+        vals = [summary[n].get(key) for n in names]
+        fg, mq = summary.get("fleetgate", {}).get(key), summary.get("mosquitto", {}).get(key)
+        ratio = f"{fg / mq:.2f}" if fg is not None and mq else "-"
+        print(f"{key:<24}" + "".join(f"{_fmt(v):>14}" for v in vals) + f"{ratio:>10}")
+    for name, errs in errors.items():
+        for err in sorted(set(errs)):
+            print(f"  ! {name}: {err}")
+    for name in names:
+        if (summary[name].get("loadgen_cpu_frac") or 0) > LOADGEN_BOUND:
+            print(f"  ! {name}: loadgen CPU > {LOADGEN_BOUND:.0%}: result may be client-bound")
+
+
+def write_results(payload: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return path
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def run_case(
+    case: Case, broker_names: list[str], repeat: int, loadgen: Path, broken: dict[str, str]
+) -> dict[str, Any]:
+    """All repeats of one case, alternating which broker goes first."""
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in broker_names}
+    errors: dict[str, list[str]] = {b: [] for b in broker_names}
+    for rep in range(repeat):
+        order = broker_names if rep % 2 == 0 else broker_names[::-1]
+        for name in order:
+            if name in broken:
+                continue
+            metrics = _measure_once(case, name, loadgen, broken)
+            if metrics is None:
+                errors[name].append(broken[name])
+                continue
+            runs[name].append(metrics)
+            errors[name] += metrics["errors"]
+            print(f"  [{case.name} #{rep + 1} {name}] " + _one_line(case, metrics), flush=True)
+    summary = {b: median_metrics(r) for b, r in runs.items() if r}
+    print_case(case, summary, {b: e for b, e in errors.items() if e})
+    return {
+        "runs": runs,
+        "summary": summary,
+        "errors": errors,
+        "params": [list(p) for p in case.procs],
+    }
+
+
+def _measure_once(
+    case: Case, name: str, loadgen: Path, broken: dict[str, str]
+) -> dict[str, Any] | None:
+    try:
+        broker = start_broker(name)
+    except BrokerStartError as exc:
+        broken[name] = f"failed to start: {exc}"
+        print(f"  ! {name} {broken[name]}", file=sys.stderr, flush=True)
+        return None
+    try:
+        raw = run_loadgen(case, broker, loadgen)
+    finally:
+        stop_broker(broker)
+    return compute_metrics(raw)
+
+
+def _one_line(case: Case, m: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(m.get(k))}" for k in case.metrics[:5])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--scenario",
+        default="all",
+        choices=["fleet", "burst0", "burst1", "fanout", "connect", "idle", "all"],
+    )
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--broker", default="both", choices=["fleetgate", "mosquitto", "both"])
+    ap.add_argument("--quick", action="store_true", help="small smoke run (~1 min)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("taskset") is None or os.cpu_count() is None or os.cpu_count() < 2:
+        print("need taskset and at least 2 CPUs", file=sys.stderr)
+        return 2
+    loadgen = build_loadgen()
+    cases = build_cases(args.quick)
+    names = list(cases) if args.scenario == "all" else [args.scenario]
+    brokers = list(BROKERS) if args.broker == "both" else [args.broker]
+    broken: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    for scenario in names:
+        for case in cases[scenario]:
+            results[case.name] = run_case(case, brokers, args.repeat, loadgen, broken)
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]  # was the machine otherwise idle?
+    path = write_results(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "loadavg_at_end": loadavg,
+            "args": vars(args),
+            "python": sys.version,
+            "brokers_failed": broken,
+            "cases": results,
+        }
+    )
+    print(f"\nresults written to {path}")
+    return 1 if broken and len(broken) == len(brokers) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,6 +31,8 @@ lint: $(STAMP)
 test: build
 	$(VENV)/bin/ruff check .
 	FLEETGATE_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider
+	@echo "== integration tests again on the pure-Python twins =="
+	FLEETGATE_NO_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 # Load scenarios vs mosquitto, then the pure-vs-Cython micro-benchmarks (bench/README.md).
 bench: build

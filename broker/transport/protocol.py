@@ -18,8 +18,21 @@ if TYPE_CHECKING:
     from broker.transport.keepalive import DeadlineWheel
 
 
+class _ClosedLink:
+    """The link of a connection whose transport is gone: writes and closes are no-ops."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_CLOSED_LINK = _ClosedLink()
+
+
 class MqttProtocol(asyncio.Protocol):
-    __slots__ = ("_broker", "_wheel", "_time", "transport", "conn", "_data_received")
+    __slots__ = ("_broker", "_wheel", "_time", "transport", "conn")
 
     def __init__(self, broker: Broker, wheel: DeadlineWheel, time: Callable[[], float]) -> None:
         self._broker = broker
@@ -46,14 +59,22 @@ class MqttProtocol(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.conn is not None:
-            self.conn.connection_lost()
+        conn = self.conn
+        if conn is not None:
+            conn.connection_lost()
+            # Break the protocol <-> connection <-> transport cycles now, so a closed
+            # connection is freed by reference counting instead of waiting for the cyclic GC.
+            conn.link = _CLOSED_LINK
+        self.conn = None
+        self.transport = None
 
     def pause_writing(self) -> None:
-        self.conn.pause_writing()  # type: ignore[union-attr]
+        if self.conn is not None:
+            self.conn.pause_writing()
 
     def resume_writing(self) -> None:
-        self.conn.resume_writing()  # type: ignore[union-attr]
+        if self.conn is not None:
+            self.conn.resume_writing()
 
     # Link
     def write(self, data: bytes) -> None:

@@ -8,6 +8,7 @@ graceful stop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -91,6 +92,10 @@ class Server:
 async def serve(config: Config) -> None:
     server = Server(config)
     await server.start()
+    # What start made lives as long as the process: keep it out of cyclic-GC passes, and let
+    # generation 0 grow larger, since closed connections are freed by reference counting.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

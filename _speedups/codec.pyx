@@ -140,14 +140,37 @@ cdef int _packet_id(const unsigned char* body, Py_ssize_t n, Py_ssize_t pos) exc
     return pid
 
 
+cdef int check_header(int first_byte) except -1:
+    """The checks of ``broker.mqtt.codec.check_fixed_header``, same errors; 0 when valid."""
+    cdef int packet_type = first_byte >> 4
+    cdef int flags = first_byte & 0x0F
+    cdef int qos
+    if packet_type == 3:
+        qos = (flags >> 1) & 0x03
+        if qos == 3:
+            raise _ProtocolError("PUBLISH with QoS 3", "MQTT-3.3.1-4")
+        if flags & 0x08 and qos == 0:
+            raise _ProtocolError("DUP set on a QoS 0 PUBLISH", "MQTT-3.3.1-2")
+        return 0
+    if packet_type < 1 or packet_type > 14:
+        raise _ProtocolError(f"reserved packet type {packet_type}", "MQTT-2.2.1")
+    if flags != _REQUIRED_FLAGS[packet_type]:
+        raise _ProtocolError(
+            f"reserved flags {flags:#06b} on {_PACKET_NAMES[packet_type]}", "MQTT-2.2.2-2"
+        )
+    return 0
+
+
+def check_fixed_header(int first_byte):
+    """Refuse a fixed-header byte that no body can make valid (see the pure twin)."""
+    check_header(first_byte)
+
+
 cdef object _decode_publish(int flags, const unsigned char* body, Py_ssize_t n):
-    # The hot path: one small QoS 0 PUBLISH per chunk from every device.
+    # The hot path: one small QoS 0 PUBLISH per chunk from every device. QoS 3 and DUP on QoS 0
+    # were refused by check_header.
     cdef int qos = (flags >> 1) & 0x03
-    if qos == 3:
-        raise _ProtocolError("PUBLISH with QoS 3", "MQTT-3.3.1-4")
     cdef bint dup = flags & 0x08
-    if dup and qos == 0:
-        raise _ProtocolError("DUP set on a QoS 0 PUBLISH", "MQTT-3.3.1-2")
     if n < 2:
         raise _ProtocolError("truncated string length", "MQTT-1.5.3")
     cdef Py_ssize_t length = (body[0] << 8) | body[1]
@@ -284,14 +307,9 @@ cdef object _decode_unsubscribe(const unsigned char* body, Py_ssize_t n):
 cdef object decode_body(int first_byte, const unsigned char* body, Py_ssize_t n):
     cdef int packet_type = first_byte >> 4
     cdef int flags = first_byte & 0x0F
+    check_header(first_byte)
     if packet_type == 3:  # PUBLISH first: it is nearly all the traffic
         return _decode_publish(flags, body, n)
-    if packet_type < 1 or packet_type > 14:
-        raise _ProtocolError(f"reserved packet type {packet_type}", "MQTT-2.2.1")
-    if flags != _REQUIRED_FLAGS[packet_type]:
-        raise _ProtocolError(
-            f"reserved flags {flags:#06b} on {_PACKET_NAMES[packet_type]}", "MQTT-2.2.2-2"
-        )
     cdef object cls = _ID_ONLY[packet_type]
     if cls is not None:
         if n != 2:

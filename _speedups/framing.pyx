@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SI
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.string cimport memcpy
 
-from _speedups.codec cimport decode_body
+from _speedups.codec cimport check_header, decode_body
 
 from broker.mqtt.errors import ProtocolError
 
@@ -155,6 +155,7 @@ cdef class Framer:
                         return self._fail(out, self._too_large(size + length))
                     self._need = size + length
                     self._header_size = size
+                    check_header(self._buf[0])  # refuse garbage before waiting for its body
                 take = min(self._need - self._len, n - pos)
                 self._hold(p + pos, take)
                 pos += take
@@ -175,6 +176,7 @@ cdef class Framer:
                 if size + length > self.max_packet_size:
                     return self._fail(out, self._too_large(size + length))
                 if n - start - size < length:
+                    check_header(p[start])  # refuse garbage before waiting for its body
                     self._need = size + length
                     self._header_size = size
                     break

@@ -152,12 +152,8 @@ def _decode_connack(flags: int, body: bytes) -> Connack:
 
 
 def _decode_publish(flags: int, body: bytes) -> Publish:
-    qos = (flags >> 1) & 0x03
-    if qos == 3:
-        raise _malformed("PUBLISH with QoS 3", "MQTT-3.3.1-4")
+    qos = (flags >> 1) & 0x03  # 3 and DUP on QoS 0 were refused by check_fixed_header
     dup = bool(flags & 0x08)
-    if dup and qos == 0:
-        raise _malformed("DUP set on a QoS 0 PUBLISH", "MQTT-3.3.1-2")
     topic, pos = _string(body, 0)
     validate_topic_name(topic)
     packet_id = 0
@@ -245,18 +241,32 @@ _DECODERS: dict[int, Callable[[int, bytes], Packet]] = {
 }
 
 
-def decode(first_byte: int, body: bytes) -> Packet:
-    """Decode one packet whose fixed header byte is ``first_byte`` and whose body is ``body``."""
+def check_fixed_header(first_byte: int) -> None:
+    """Refuse a fixed-header byte that no body can make valid: a reserved packet type, reserved
+    flags, PUBLISH QoS 3 or DUP on QoS 0. Framers call it as soon as a packet's header is in,
+    so garbage (``GET / HTTP/1.1`` starts with 0x47, a PUBACK with flags 0111) is refused at
+    once instead of after the length it announces has arrived."""
     packet_type = first_byte >> 4
     flags = first_byte & 0x0F
-    decoder = _DECODERS.get(packet_type)
-    if decoder is None:
+    if packet_type == c.PUBLISH:
+        qos = (flags >> 1) & 0x03
+        if qos == 3:
+            raise _malformed("PUBLISH with QoS 3", "MQTT-3.3.1-4")
+        if flags & 0x08 and qos == 0:
+            raise _malformed("DUP set on a QoS 0 PUBLISH", "MQTT-3.3.1-2")
+        return
+    if packet_type not in _DECODERS:
         raise _malformed(f"reserved packet type {packet_type}", "MQTT-2.2.1")
-    if packet_type != c.PUBLISH and flags != c.REQUIRED_FLAGS[packet_type]:
+    if flags != c.REQUIRED_FLAGS[packet_type]:
         raise _malformed(
             f"reserved flags {flags:#06b} on {c.PACKET_NAMES[packet_type]}", "MQTT-2.2.2-2"
         )
-    return decoder(flags, body)
+
+
+def decode(first_byte: int, body: bytes) -> Packet:
+    """Decode one packet whose fixed header byte is ``first_byte`` and whose body is ``body``."""
+    check_fixed_header(first_byte)
+    return _DECODERS[first_byte >> 4](first_byte & 0x0F, body)
 
 
 # ---------------------------------------------------------------------------------------------

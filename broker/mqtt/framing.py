@@ -13,7 +13,7 @@ as the last list item, and ignores all later input.
 
 from __future__ import annotations
 
-from broker.mqtt.codec import decode
+from broker.mqtt.codec import check_fixed_header, decode
 from broker.mqtt.errors import ProtocolError
 from broker.mqtt.packets import Packet
 
@@ -62,6 +62,10 @@ class Framer:
                     f"packet of {i - pos + length} bytes exceeds the limit of "
                     f"{self.max_packet_size}", "", "message_too_large"))
             if end - i < length:
+                try:
+                    check_fixed_header(first)  # refuse garbage before waiting for its body
+                except ProtocolError as error:
+                    return self._fail(out, error)
                 break
             try:
                 out.append(decode(first, bytes(buf[i : i + length])))

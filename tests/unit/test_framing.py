@@ -177,13 +177,35 @@ def test_packets_before_an_error_then_the_error(impl: Impl) -> None:
 
 
 def test_decode_error_in_a_packet_split_across_chunks(impl: Impl) -> None:
+    """A body error (MQTT-3.3.2-2, wildcard in the topic) shows once the body is complete."""
     good = PURE.codec.encode(Publish("a/b", b"1"))
+    bad = b"\x30\x04\x00\x02a+"
     framer = impl.framing.Framer()
-    assert framer.feed(good + BAD_PUBLISH[:3]) == [Publish("a/b", b"1")]
-    out = framer.feed(BAD_PUBLISH[3:] + good)
+    assert framer.feed(good + bad[:3]) == [Publish("a/b", b"1")]
+    out = framer.feed(bad[3:] + good)
     assert len(out) == 1
     assert isinstance(out[0], ProtocolError)
-    assert out[0].rule == "MQTT-3.3.1-4"
+    assert out[0].rule == "MQTT-3.3.2-2"
+
+
+def test_bad_fixed_header_refused_before_its_body(impl: Impl) -> None:
+    """MQTT-3.3.1-4 / MQTT-2.2.2-2: a header no body can make valid fails as soon as it is in."""
+    good = PURE.codec.encode(Publish("a/b", b"1"))
+    framer = impl.framing.Framer()
+    out = framer.feed(good + BAD_PUBLISH[:3])
+    assert out[0] == Publish("a/b", b"1")
+    assert len(out) == 2 and out[1].rule == "MQTT-3.3.1-4"
+    # An HTTP request line: 0x47 is a PUBACK with reserved flags 0111, announcing 32 bytes.
+    framer = impl.framing.Framer()
+    out = framer.feed(b"GET / HTTP/1.1\r\n")
+    assert len(out) == 1 and out[0].rule == "MQTT-2.2.2-2"
+
+
+def test_bad_fixed_header_refused_when_its_header_completes_in_a_later_chunk(impl: Impl) -> None:
+    framer = impl.framing.Framer()
+    assert framer.feed(b"\x36") == []
+    out = framer.feed(b"\x10")
+    assert len(out) == 1 and out[0].rule == "MQTT-3.3.1-4"
 
 
 def test_input_after_failure_is_ignored(impl: Impl) -> None:
@@ -196,11 +218,10 @@ def test_input_after_failure_is_ignored(impl: Impl) -> None:
     assert framer.buffered() == 0
 
 
-def test_reserved_packet_type_waits_for_its_body(impl: Impl) -> None:
-    # The type is only judged once the whole packet is there, as for every decode error.
+def test_reserved_packet_type_refused_without_waiting_for_its_body(impl: Impl) -> None:
+    """MQTT-2.2.1: type 15 is refused once its header is in, the body never awaited."""
     framer = impl.framing.Framer()
-    assert framer.feed(b"\xf0\x02\x00") == []
-    out = framer.feed(b"\x00")
+    out = framer.feed(b"\xf0\x02\x00")
     assert len(out) == 1
     assert isinstance(out[0], ProtocolError)
     assert out[0].rule == "MQTT-2.2.1"

@@ -1,0 +1,888 @@
+"""``Device2Service``: every Device2 operation of connector-spec §11, plus connectors,
+application keys and the device-facing calls the MQTT hooks and the HTTP sidecar make.
+
+Operations keep their Device2 names and take keyword arguments, as Murano scripts call them
+(``Device2.setIdentityState({identity=…, data_out=…})``); ``call(connector_id, operation,
+args)`` dispatches through the explicit ``operations`` table. ``connector_id=None`` means the
+default connector. Errors are ``ServiceError``. Each operation is one store transaction, so a
+refused operation changes nothing.
+
+Callbacks (all optional), given the connector id first because identities are per connector:
+``push(cid, identity, alias, value, ts_us) -> bool`` delivers a set value to a connected
+device (truthy when delivered: a ``data_out`` event follows); ``disconnect(cid, identity,
+reason)`` closes a device's connections; ``online(cid, identity) -> bool``; ``on_event(cid,
+event)`` receives the §10 events allowed by ``events.types``.
+Time comes from ``clock()``, µs since the epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from broker.gateway import credentials, events, identities, tables, tags
+from broker.gateway import settings as settings_mod
+from broker.gateway import state as state_mod
+from broker.gateway.errors import ServiceError
+from broker.gateway.identity_format import make_identity, validate_identity
+from broker.gateway.logs import Logs
+from broker.gateway.provisioning import (
+    NOTHING,
+    AuthResult,
+    Presented,
+    ProvisionOutcome,
+    expire_due,
+)
+from broker.gateway.provisioning import authenticate as auth_decide
+from broker.gateway.provisioning import provision as provision_decide
+from broker.gateway.resources import FIELDS, Value, batch_timestamp_us, validate_definition
+from broker.security.passwords import N as SCRYPT_N
+from broker.security.passwords import PasswordVerifier
+from broker.storage import ReadTxn, Store, WriteTxn
+
+Clock = Callable[[], int]
+Push = Callable[[str, str, str, Value, int], Any]
+Disconnect = Callable[[str, str, str], Any]
+Online = Callable[[str, str], bool]
+EventSink = Callable[[str, events.Event], Any]
+
+CSV_ID = "id"
+CSV_CERT = "ssl client certificate"
+IMPORT_CHUNK = 1000  # rows per write transaction in addIdentities (validated before writing)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _bad(message: str) -> ServiceError:
+    return ServiceError(400, "bad_request", message)
+
+
+class Device2Service:
+    def __init__(self, store: Store, domain: str = "localhost", clock: Clock = _now_us, *,
+                 push: Push | None = None, disconnect: Disconnect | None = None,
+                 online: Online | None = None, on_event: EventSink | None = None,
+                 logs: Logs | None = None, password_cost: int = SCRYPT_N) -> None:
+        self.store = store
+        self.domain = domain
+        self.clock = clock
+        self.push = push
+        self.disconnect = disconnect
+        self.online = online
+        self.on_event = on_event
+        self.logs = logs if logs is not None else Logs()
+        self.password_cost = password_cost
+        self.verifier = PasswordVerifier()
+        # Connector records by id; every change goes through this object, which updates it.
+        self._connectors: dict[str, dict[str, Any]] = {}
+        self._default: str | None = None
+        self.operations: dict[str, Callable[..., Any]] = {
+            "getGatewaySettings": self.getGatewaySettings,
+            "updateGatewaySettings": self.updateGatewaySettings,
+            "getGatewayResource": self.getGatewayResource,
+            "addGatewayResource": self.addGatewayResource,
+            "updateGatewayResource": self.updateGatewayResource,
+            "removeGatewayResource": self.removeGatewayResource,
+            "addIdentity": self.addIdentity,
+            "addIdentities": self.addIdentities,
+            "makeIdentity": self.makeIdentity,
+            "removeIdentity": self.removeIdentity,
+            "getIdentity": self.getIdentity,
+            "listIdentities": self.listIdentities,
+            "countIdentities": self.countIdentities,
+            "getIdentityState": self.getIdentityState,
+            "setIdentityState": self.setIdentityState,
+            "updateIdentity": self.updateIdentity,
+            "updateIdentities": self.updateIdentities,
+            "addIdentityTag": self.addIdentityTag,
+            "removeIdentityTag": self.removeIdentityTag,
+            "getIdentityTag": self.getIdentityTag,
+            "listTagNames": self.listTagNames,
+            "listTagName": self.listTagName,
+            "getLogs": self.getLogs,
+        }
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def call(self, connector_id: str | None, operation: str, args: Mapping[str, Any]) -> Any:
+        """Run a Device2 operation by name with a JSON object of arguments."""
+        method = self.operations.get(operation)
+        if method is None:
+            raise ServiceError(404, "not_found", f"unknown operation {operation!r}")
+        if not isinstance(args, Mapping):
+            raise _bad("arguments must be a JSON object")
+        if "connector_id" in args:
+            raise _bad("connector_id is given by the route, not the arguments")
+        try:
+            inspect.signature(method).bind(**args)
+        except TypeError as exc:
+            raise _bad(f"{operation}: {exc}") from exc
+        return method(connector_id=connector_id, **args)
+
+    # -- connectors ----------------------------------------------------------------------
+
+    def create_connector(self, *, name: str = "", description: str = "",
+                         connector_id: str | None = None, default: bool = False
+                         ) -> dict[str, Any]:
+        cid = settings_mod.validate_connector_id(connector_id or settings_mod.new_connector_id())
+        settings = settings_mod.validate_settings(
+            settings_mod.default_settings(name=name, description=description))
+        record = {"id": cid, "default": default, "created": self.clock(),
+                  "hash_key": credentials.new_hash_key(), "settings": settings}
+        with self.store.write() as txn:
+            if txn.get(tables.CONNECTORS, tables.key(cid)) is not None:
+                raise ServiceError(409, "conflict", f"connector {cid!r} exists")
+            if default:
+                for _, raw in list(txn.scan(tables.CONNECTORS)):
+                    other = tables.loads(raw)
+                    if other["default"]:
+                        other["default"] = False
+                        txn.put(tables.CONNECTORS, tables.key(other["id"]), tables.dumps(other))
+            txn.put(tables.CONNECTORS, tables.key(cid), tables.dumps(record))
+        self._connectors.clear()
+        self._default = None
+        return self._summary(record)
+
+    def ensure_default_connector(self, name: str = "default") -> str:
+        """The default connector's id, made on first start (product.md §2)."""
+        with self.store.read() as txn:
+            for _, raw in txn.scan(tables.CONNECTORS):
+                if tables.loads(raw)["default"]:
+                    return tables.loads(raw)["id"]
+        return self.create_connector(name=name, default=True)["id"]
+
+    def list_connectors(self) -> list[dict[str, Any]]:
+        with self.store.read() as txn:
+            return [self._summary(tables.loads(raw)) for _, raw in txn.scan(tables.CONNECTORS)]
+
+    def remove_connector(self, connector_id: str) -> None:
+        cid = self._connector(connector_id)["id"]
+        with self.store.write() as txn:
+            txn.delete(tables.CONNECTORS, tables.key(cid))
+            for table in (tables.IDENTITIES, tables.STATE, tables.TAGS, tables.TOKENS,
+                          tables.APPS):
+                for k, _ in list(txn.scan(table, tables.prefix(cid))):
+                    txn.delete(table, k)
+        self._connectors.clear()
+        self._default = None
+        self.logs.drop(cid)
+
+    def _summary(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {"id": record["id"], "name": record["settings"]["name"],
+                "default": record["default"], "created": record["created"],
+                "fqdn": settings_mod.fqdn(record["id"], self.domain)}
+
+    def _connector(self, connector_id: str | None) -> dict[str, Any]:
+        if connector_id is None:
+            if self._default is None:
+                with self.store.read() as txn:
+                    for _, raw in txn.scan(tables.CONNECTORS):
+                        if tables.loads(raw)["default"]:
+                            self._default = tables.loads(raw)["id"]
+                            break
+                if self._default is None:
+                    raise ServiceError(404, "not_found", "no default connector")
+            connector_id = self._default
+        record = self._connectors.get(connector_id)
+        if record is None:
+            raw = None
+            if isinstance(connector_id, str):
+                with self.store.read() as txn:
+                    raw = txn.get(tables.CONNECTORS, tables.key(connector_id))
+            if raw is None:
+                raise ServiceError(404, "not_found", f"connector {connector_id!r} not found")
+            record = self._connectors[connector_id] = tables.loads(raw)
+        return record
+
+    def _save_settings(self, txn: WriteTxn, connector: dict[str, Any],
+                       new: dict[str, Any]) -> None:
+        """Store new settings; values of resources that disappeared are dropped (§11)."""
+        gone = set(connector["settings"]["resources"]) - set(new["resources"])
+        if gone:
+            cid = connector["id"]
+            for k, raw in list(txn.scan(tables.STATE, tables.prefix(cid))):
+                state = tables.loads(raw)
+                if gone.intersection(state):
+                    txn.put(tables.STATE, k, tables.dumps(
+                        {a: e for a, e in state.items() if a not in gone}))
+        updated = dict(connector, settings=new)
+        txn.put(tables.CONNECTORS, tables.key(connector["id"]), tables.dumps(updated))
+
+    def _commit_settings(self, connector: dict[str, Any], new: dict[str, Any]) -> None:
+        with self.store.write() as txn:
+            self._save_settings(txn, connector, new)
+        self._connectors.pop(connector["id"], None)
+
+    def _emit(self, connector: Mapping[str, Any], event: events.Event) -> None:
+        if self.on_event is not None and events.enabled(connector["settings"], event["type"]):
+            self.on_event(connector["id"], event)
+
+    # -- settings and resources (§2, §4.1) -----------------------------------------------
+
+    def getGatewaySettings(self, *, connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        return settings_mod.public_settings(c["settings"], c["id"], self.domain)
+
+    def updateGatewaySettings(self, *, connector_id: str | None = None,
+                              **patch: Any) -> None:
+        c = self._connector(connector_id)
+        new = settings_mod.apply_update(c["settings"], patch, c["id"], self.domain)
+        self._commit_settings(c, new)
+
+    def getGatewayResource(self, *, alias: str,
+                           connector_id: str | None = None) -> dict[str, Any]:
+        resources = self._connector(connector_id)["settings"]["resources"]
+        if alias not in resources:
+            raise ServiceError(404, "not_found", f"resource {alias!r} is not defined")
+        return dict(resources[alias], alias=alias)
+
+    def addGatewayResource(self, *, alias: str, connector_id: str | None = None,
+                           **definition: Any) -> None:
+        c = self._connector(connector_id)
+        if alias in c["settings"]["resources"]:
+            raise ServiceError(409, "conflict", f"resource {alias!r} already exists")
+        new = dict(c["settings"])
+        new["resources"] = dict(new["resources"], **{alias: validate_definition(alias,
+                                                                                definition)})
+        self._commit_settings(c, new)
+
+    def updateGatewayResource(self, *, alias: str, connector_id: str | None = None,
+                              **changes: Any) -> None:
+        c = self._connector(connector_id)
+        current = c["settings"]["resources"].get(alias)
+        if current is None:
+            raise ServiceError(404, "not_found", f"resource {alias!r} is not defined")
+        unknown = set(changes) - set(FIELDS)
+        if unknown:
+            raise _bad(f"resource {alias!r}: unknown fields {sorted(unknown)}")
+        new = dict(c["settings"])
+        new["resources"] = dict(new["resources"], **{
+            alias: validate_definition(alias, dict(current, **changes))})
+        self._commit_settings(c, new)
+
+    def removeGatewayResource(self, *, alias: str, connector_id: str | None = None) -> None:
+        c = self._connector(connector_id)
+        if alias not in c["settings"]["resources"]:
+            raise ServiceError(404, "not_found", f"resource {alias!r} is not defined")
+        new = dict(c["settings"])
+        new["resources"] = {a: d for a, d in new["resources"].items() if a != alias}
+        self._commit_settings(c, new)
+
+    # -- identities (§3, §11) ------------------------------------------------------------
+
+    def _apply_auth(self, txn: WriteTxn, c: Mapping[str, Any], record: dict[str, Any],
+                    auth: object) -> bool:
+        """addIdentity/updateIdentity ``auth``; True when credentials changed or were revoked
+        (the device must be disconnected)."""
+        if not isinstance(auth, Mapping):
+            raise _bad("auth must be an object {type, key, expire}")
+        unknown = set(auth) - {"type", "key", "expire"}
+        if unknown:
+            raise _bad(f"auth: unknown fields {sorted(unknown)}")
+        auth_type = settings_mod.canonical_auth_type(auth.get("type", record["auth"]["type"]))
+        expire = auth.get("expire")
+        if expire is not None and (not isinstance(expire, int) or isinstance(expire, bool)
+                                   or expire < 0):
+            raise _bad("auth.expire must be a µs timestamp (0 revokes)")
+        key = auth.get("key")
+        changed = False
+        if key is not None:
+            if not isinstance(key, str) or not key or len(key) > credentials.MAX_SECRET_LENGTH:
+                raise _bad("auth.key must be a non-empty string")
+            if auth_type == "token":
+                secret = credentials.token_digest(c["hash_key"], key)
+                holder = identities.identity_for_token(txn, c["id"], secret)
+                if holder is not None and holder != record["identity"]:
+                    raise ServiceError(409, "conflict", "this token is in use")
+            elif auth_type == "password":
+                try:
+                    secret = credentials.hash_device_password(key, n=self.password_cost)
+                except ServiceError as exc:
+                    raise _bad(exc.message) from exc
+            else:
+                secret = credentials.certificate_fingerprint(key)
+            identities.clear_secret(txn, c["id"], record)
+            record["auth"]["type"] = auth_type
+            identities.set_token_secret(txn, c["id"], record, secret)
+            record["reprovision"] = False
+            changed = True
+        elif auth_type != record["auth"]["type"]:
+            identities.clear_secret(txn, c["id"], record)
+            record["auth"]["type"] = auth_type
+            changed = True
+        if expire == 0:  # connector-spec §2.4: revoke, force re-provisioning
+            identities.clear_secret(txn, c["id"], record)
+            record["reprovision"] = True
+            record["auth"]["expire"] = None
+            changed = True
+        elif expire is not None:
+            record["auth"]["expire"] = expire
+        return changed
+
+    def _add(self, txn: WriteTxn, c: Mapping[str, Any], identity: object, *,
+             auth: object = None, locked: object = False, tags_: object = None,
+             certificate: str | None = None, expire: int | None = None) -> dict[str, Any]:
+        settings = c["settings"]
+        identity = validate_identity(identity, settings["identity_format"])
+        if identities.load(txn, c["id"], identity) is not None:
+            raise ServiceError(409, "conflict", f"identity {identity!r} already exists")
+        if not isinstance(locked, bool):
+            raise _bad("locked must be a boolean")
+        now = self.clock()
+        record = identities.new_record(identity, settings["provisioning"]["auth_type"], now,
+                                       expire=expire, locked=locked)
+        if certificate is not None:
+            auth = {"type": "certificate", "key": certificate}
+        if auth is not None:
+            self._apply_auth(txn, c, record, auth)
+        if tags_ is not None:
+            record["tags"] = tags.validate_tags(tags_, schema=settings.get("tags_schema"))
+            tags.reindex(txn, c["id"], identity, [], record["tags"])
+        identities.save(txn, c["id"], record)
+        state_mod.save(txn, c["id"], identity,
+                       state_mod.initial_state(settings["resources"], now))
+        return record
+
+    def _public(self, txn: ReadTxn, c: Mapping[str, Any],
+                record: Mapping[str, Any]) -> dict[str, Any]:
+        state = state_mod.visible(state_mod.load(txn, c["id"], record["identity"]),
+                                  c["settings"]["resources"])
+        online = bool(self.online(c["id"], record["identity"])) if self.online else False
+        return identities.public(record, state, online)
+
+    def addIdentity(self, *, identity: str, auth: Mapping[str, Any] | None = None,
+                    locked: bool = False, tags: list[Any] | None = None,
+                    connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        with self.store.write() as txn:
+            record = self._add(txn, c, identity, auth=auth, locked=locked, tags_=tags)
+            return self._public(txn, c, record)
+
+    def addIdentities(self, *, identities: str | list[Any], expire: int | None = None,
+                      connector_id: str | None = None) -> dict[str, Any]:
+        """Bulk whitelist (§3.5): a CSV text or a list of identities / {identity, tags}.
+
+        Every row is validated first (format, duplicates in the file and in the store, tags,
+        certificate); valid rows are then written in chunks. A bad row is reported with its
+        line and adds nothing; the others are added."""
+        c = self._connector(connector_id)
+        if expire is not None and (not isinstance(expire, int) or isinstance(expire, bool)
+                                   or expire <= 0):
+            raise _bad("expire must be a µs timestamp")
+        if isinstance(identities, str):
+            rows = list(_parse_csv(identities))
+        elif isinstance(identities, list):
+            rows = [_row_from_item(i + 1, item) for i, item in enumerate(identities)]
+        else:
+            raise _bad("identities must be CSV text or a list")
+        settings = c["settings"]
+        failed: list[dict[str, Any]] = []
+        valid: list[tuple[int, str, list[dict[str, str]], str | None]] = []
+        seen: set[str] = set()
+        with self.store.read() as txn:
+            for line, identity, row_tags, cert, error in rows:
+                try:
+                    if error is not None:
+                        raise _bad(error)
+                    identity = validate_identity(identity, settings["identity_format"])
+                    if identity in seen:
+                        raise ServiceError(409, "conflict", "identity repeated in the input")
+                    if identities_exists(txn, c["id"], identity):
+                        raise ServiceError(409, "conflict", "identity already exists")
+                    row_tags = tags.validate_tags(row_tags, schema=settings.get("tags_schema"))
+                    if cert is not None:
+                        credentials.certificate_fingerprint(cert)
+                except ServiceError as exc:
+                    failed.append({"line": line, "identity": identity, "error": exc.code,
+                                   "message": exc.message})
+                    continue
+                seen.add(identity)
+                valid.append((line, identity, row_tags, cert))
+        for start in range(0, len(valid), IMPORT_CHUNK):
+            with self.store.write() as wtxn:
+                for _, identity, row_tags, cert in valid[start:start + IMPORT_CHUNK]:
+                    self._add(wtxn, c, identity, tags_=row_tags, certificate=cert,
+                              expire=expire)
+        return {"added": len(valid), "failed": failed}
+
+    def makeIdentity(self, *, prefix: str | None = None,
+                     connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        settings = c["settings"]
+        if not settings["provisioning"]["generate_identity"]:
+            raise _bad("generate_identity is disabled for this connector")
+        if prefix is not None and not isinstance(prefix, str):
+            raise _bad("prefix must be a string")
+        for _ in range(8):  # a collision is astronomically rare unless the format is tiny
+            identity = make_identity(settings["identity_format"], prefix)
+            with self.store.write() as txn:
+                if identities.load(txn, c["id"], identity) is None:
+                    return self._public(txn, c, self._add(txn, c, identity))
+        raise ServiceError(409, "conflict", "could not find a free identity for this format")
+
+    def removeIdentity(self, *, identity: str, connector_id: str | None = None) -> None:
+        c = self._connector(connector_id)
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            identities.delete(txn, c["id"], record)
+        if self.disconnect is not None:
+            self.disconnect(c["id"], identity, "deleted")
+        now = self.clock()
+        self.logs[c["id"]].event(now, "deleted", identity=identity)
+        self._emit(c, events.deleted(identity, timestamp=now, tags=record["tags"]))
+
+    def getIdentity(self, *, identity: str, connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            return self._public(txn, c, identities.require(txn, c["id"], identity))
+
+    def listIdentities(self, *, limit: int | None = None, offset: int = 0,
+                       sort: str | None = None, status: str | None = None,
+                       identity: str | None = None, ipaddress: str | None = None,
+                       tag_name: str | None = None, tag_value: str | None = None,
+                       online: bool | str | None = None, before: int | None = None,
+                       version: str | None = None,
+                       connector_id: str | None = None) -> dict[str, Any]:
+        """``{devices, total, mayLoadMore}``; ``version`` is accepted and ignored (§11 lists
+        it without meaning for us)."""
+        c = self._connector(connector_id)
+        query = identities.Query(status=status, identity=identity, ipaddress=ipaddress,
+                                 tag_name=tag_name, tag_value=tag_value, online=online,
+                                 before=before)
+        is_online = self._is_online(c["id"])
+        with self.store.read() as txn:
+            page, total = identities.select(txn, c["id"], query, limit=limit, offset=offset,
+                                            sort=sort, is_online=is_online)
+            devices = [self._public(txn, c, r) for r in page]
+        return {"devices": devices, "total": total,
+                "mayLoadMore": offset + len(devices) < total}
+
+    def countIdentities(self, *, status: str | None = None, identity: str | None = None,
+                        ipaddress: str | None = None, tag_name: str | None = None,
+                        tag_value: str | None = None, online: bool | str | None = None,
+                        before: int | None = None, version: str | None = None,
+                        connector_id: str | None = None) -> dict[str, int]:
+        c = self._connector(connector_id)
+        query = identities.Query(status=status, identity=identity, ipaddress=ipaddress,
+                                 tag_name=tag_name, tag_value=tag_value, online=online,
+                                 before=before)
+        with self.store.read() as txn:
+            _, total = identities.select(txn, c["id"], query, limit=0, offset=0, sort=None,
+                                         is_online=self._is_online(c["id"]))
+        return {"total": total}
+
+    def _is_online(self, cid: str) -> Callable[[str], bool] | None:
+        online = self.online
+        if online is None:
+            return None
+        return lambda identity: bool(online(cid, identity))
+
+    def getIdentityState(self, *, identity: str,
+                         connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            identities.require(txn, c["id"], identity)
+            return state_mod.visible(state_mod.load(txn, c["id"], identity),
+                                     c["settings"]["resources"])
+
+    def setIdentityState(self, *, identity: str, connector_id: str | None = None,
+                         **values: Any) -> dict[str, Any]:
+        """Set ``set`` values (400 ``not_settable``/``invalid_value``, 404 unknown identity),
+        then push settable+sync values to the device (§5.4)."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        resources = c["settings"]["resources"]
+        with self.store.write() as txn:
+            identities.require(txn, c["id"], identity)
+            state = state_mod.load(txn, c["id"], identity)
+            to_push = state_mod.cloud_set(state, resources, values, now)
+            state_mod.save(txn, c["id"], identity, state)
+        if self.push is not None:
+            for alias, value in to_push.items():
+                if self.push(c["id"], identity, alias, value, now):
+                    self._emit(c, events.data_out(identity, alias, value, now, timestamp=now))
+        return {}
+
+    def updateIdentity(self, *, identity: str, locked: bool | None = None,
+                       auth: Mapping[str, Any] | None = None, tags: list[Any] | None = None,
+                       connector_id: str | None = None) -> dict[str, Any]:
+        """Lock/unlock, set credentials, revoke (``auth.expire: 0`` → reprovision), replace
+        tags. A lock, revocation or credential change disconnects the device."""
+        c = self._connector(connector_id)
+        reason: str | None = None
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            if locked is not None:
+                if not isinstance(locked, bool):
+                    raise _bad("locked must be a boolean")
+                if locked and not record["locked"]:
+                    reason = "locked"
+                record["locked"] = locked
+            if auth is not None and self._apply_auth(txn, c, record, auth):
+                reason = reason or ("reprovision" if record["reprovision"]
+                                    else "credentials_changed")
+            if tags is not None:
+                new = self._validate_tags(c, tags)
+                _reindex(txn, c["id"], record, new)
+            identities.save(txn, c["id"], record)
+            public = self._public(txn, c, record)
+        if reason is not None and self.disconnect is not None:
+            self.disconnect(c["id"], identity, reason)
+        return public
+
+    def updateIdentities(self, *, identities: list[Any],
+                         connector_id: str | None = None) -> dict[str, Any]:
+        """Bulk updateIdentity: each item is applied on its own; failures are listed."""
+        if not isinstance(identities, list):
+            raise _bad("identities must be a list of updates")
+        updated = 0
+        failed: list[dict[str, Any]] = []
+        for index, item in enumerate(identities):
+            try:
+                if not isinstance(item, Mapping) or "identity" not in item:
+                    raise _bad("each update is an object with an identity")
+                unknown = set(item) - {"identity", "locked", "auth", "tags"}
+                if unknown:
+                    raise _bad(f"unknown fields {sorted(unknown)}")
+                self.updateIdentity(connector_id=connector_id, **item)
+                updated += 1
+            except ServiceError as exc:
+                failed.append({"index": index, "identity": _identity_of(item),
+                               "error": exc.code, "message": exc.message})
+        return {"updated": updated, "failed": failed}
+
+    # -- tags (§9) -----------------------------------------------------------------------
+
+    def _validate_tags(self, c: Mapping[str, Any], given: object, *,
+                       value_required: bool = True) -> list[dict[str, str]]:
+        return tags.validate_tags(given, value_required=value_required,
+                                  schema=c["settings"].get("tags_schema"))
+
+    def addIdentityTag(self, *, identity: str, tags: list[Any], replace: bool = False,
+                       connector_id: str | None = None) -> list[dict[str, str]]:
+        c = self._connector(connector_id)
+        given = self._validate_tags(c, tags)
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            _reindex(txn, c["id"], record, _tags_mod.merge(record["tags"], given,
+                                                           replace=bool(replace)))
+            identities.save(txn, c["id"], record)
+            return record["tags"]
+
+    def removeIdentityTag(self, *, identity: str, tags: list[Any],
+                          connector_id: str | None = None) -> list[dict[str, str]]:
+        c = self._connector(connector_id)
+        given = self._validate_tags(c, tags, value_required=False)
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            _reindex(txn, c["id"], record, _tags_mod.remove(record["tags"], given))
+            identities.save(txn, c["id"], record)
+            return record["tags"]
+
+    def getIdentityTag(self, *, identity: str, name: str | None = None,
+                       connector_id: str | None = None) -> list[dict[str, str]]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            record = identities.require(txn, c["id"], identity)
+        return [t for t in record["tags"] if name is None or t["name"] == name]
+
+    def listTagNames(self, *, connector_id: str | None = None) -> list[str]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            return _tags_mod.names(txn, c["id"])
+
+    def listTagName(self, *, name: str,
+                    connector_id: str | None = None) -> list[dict[str, Any]]:
+        c = self._connector(connector_id)
+        _tags_mod.validate_name(name)
+        with self.store.read() as txn:
+            return _tags_mod.values(txn, c["id"], name)
+
+    # -- logs (§8) -----------------------------------------------------------------------
+
+    def getLogs(self, *, type: str = "event", identity: str | None = None,
+                ip: str | None = None, since: int | None = None, limit: int | None = None,
+                connector_id: str | None = None) -> list[dict[str, Any]]:
+        from broker.gateway.logs import Filter
+
+        c = self._connector(connector_id)
+        try:
+            ring = self.logs[c["id"]].ring(type)
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool)):
+            raise _bad("since must be a µs timestamp")
+        return ring.query(Filter(identity=identity, ip=ip, since=since), limit)
+
+    # -- application keys (product.md §4) ------------------------------------------------
+
+    def create_app_key(self, *, name: str = "",
+                       connector_id: str | None = None) -> dict[str, str]:
+        """A new application key: ``{key, secret}``; the secret is not kept and not shown
+        again."""
+        c = self._connector(connector_id)
+        if not isinstance(name, str) or len(name) > 256:
+            raise _bad("name must be a string")
+        key, secret = credentials.new_app_credentials()
+        with self.store.write() as txn:
+            txn.put(tables.APPS, tables.key(c["id"], key), tables.dumps({
+                "key": key, "name": name, "created": self.clock(),
+                "secret": credentials.token_digest(c["hash_key"], secret)}))
+        return {"key": key, "secret": secret}
+
+    def list_app_keys(self, *, connector_id: str | None = None) -> list[dict[str, Any]]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            return [{k: v for k, v in tables.loads(raw).items() if k != "secret"}
+                    for _, raw in txn.scan(tables.APPS, tables.prefix(c["id"]))]
+
+    def delete_app_key(self, *, key: str, connector_id: str | None = None) -> None:
+        c = self._connector(connector_id)
+        if not isinstance(key, str) or "\0" in key:
+            raise _bad("key must be a string")
+        with self.store.write() as txn:
+            if not txn.delete(tables.APPS, tables.key(c["id"], key)):
+                raise ServiceError(404, "not_found", f"application key {key!r} not found")
+
+    def verify_app_key(self, key: str, secret: str) -> str | None:
+        """The connector id the application key belongs to, if ``secret`` is right."""
+        if not isinstance(key, str) or not isinstance(secret, str) or "\0" in key:
+            return None
+        with self.store.read() as txn:
+            for _, raw in txn.scan(tables.CONNECTORS):
+                c = tables.loads(raw)
+                app = txn.get(tables.APPS, tables.key(c["id"], key))
+                if app is not None:
+                    stored = tables.loads(app)["secret"]
+                    ok = credentials.token_matches(c["hash_key"], stored, secret)
+                    return c["id"] if ok else None
+        return None
+
+    # -- the device side (called by the MQTT hooks and the HTTP device API) --------------
+
+    def provision(self, *, identity: str, ip: str | None = None, protocol: str | None = None,
+                  connection_id: str | None = None, presented: Presented = NOTHING,
+                  password: str | None = None, certificate: str | bytes | None = None,
+                  connector_id: str | None = None) -> ProvisionOutcome:
+        """A device's provision request (§3.2); logs it and emits ``provisioned``."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        with self.store.write() as txn:
+            outcome = provision_decide(
+                txn, c["id"], c["hash_key"], c["settings"], identity, ip=ip, now_us=now,
+                presented=presented, password=password, certificate=certificate,
+                verifier=self.verifier, password_cost=self.password_cost)
+        logs = self.logs[c["id"]]
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        shown = outcome.identity
+        if outcome.accepted:
+            logs.event(now, "provision", identity=shown,
+                       detail={"auth_type": outcome.auth_type, "rotated": outcome.rotated}, **ctx)
+            record = outcome.record or {}
+            self._emit(c, events.provisioned(shown, outcome.auth_type or "", timestamp=now,
+                                             tags=record.get("tags"), **ctx))
+        else:
+            logs.debug(now, outcome.debug_reason or "", identity=shown,
+                       detail=outcome.message, **ctx)
+            if outcome.deleted:
+                self._emit(c, events.expired(shown, timestamp=now, **ctx))
+        return outcome
+
+    def authenticate(self, *, token: str | None = None, identity: str | None = None,
+                     password: str | None = None, certificate: str | bytes | None = None,
+                     ip: str | None = None, protocol: str | None = None,
+                     connection_id: str | None = None,
+                     connector_id: str | None = None) -> AuthResult:
+        """A connecting device (§2.4, §5.1); refusals go to the debug log."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        with self.store.read() as txn:
+            result = auth_decide(txn, c["id"], c["hash_key"], now_us=now,
+                                 verifier=self.verifier, token=token, identity=identity,
+                                 password=password, certificate=certificate)
+        if not result.ok:
+            reason = result.reason if result.reason != "reprovision" else "not_authenticated"
+            self.logs[c["id"]].debug(now, reason or "", identity=result.identity or identity,
+                                     ip=ip, protocol=protocol, connection_id=connection_id,
+                                     detail=result.reason)
+        return result
+
+    def device_connected(self, *, identity: str, ip: str | None = None,
+                         protocol: str | None = None, connection_id: str | None = None,
+                         devmode: bool = False, connector_id: str | None = None
+                         ) -> dict[str, tuple[Value, int]]:
+        """Record lastip/lastseen/devmode, log and emit ``connect``; the pending set values to
+        send now (§5.4 step 3)."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            record.update(lastip=ip or record["lastip"], lastseen=now, devmode=bool(devmode))
+            identities.save(txn, c["id"], record)
+            state = state_mod.load(txn, c["id"], identity)
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        self.logs[c["id"]].event(now, "connect", identity=identity, **ctx)
+        self._emit(c, events.connect(identity, timestamp=now, tags=record["tags"], **ctx))
+        return state_mod.pending(state, c["settings"]["resources"])
+
+    def device_disconnected(self, *, identity: str, reason: str = "normal",
+                            ip: str | None = None, protocol: str | None = None,
+                            connection_id: str | None = None,
+                            connector_id: str | None = None) -> None:
+        c = self._connector(connector_id)
+        now = self.clock()
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        self.logs[c["id"]].event(now, "disconnect", identity=identity, detail=reason, **ctx)
+        self._emit(c, events.disconnect(identity, reason, timestamp=now, **ctx))
+
+    def write_values(self, *, identity: str, entries: list[tuple[object, Mapping[str, Any]]],
+                     ip: str | None = None, protocol: str | None = None,
+                     connection_id: str | None = None,
+                     connector_id: str | None = None) -> dict[str, Any]:
+        """A device write: ``entries`` are (timestamp or None, {alias: raw value}); a
+        ``$resource/<alias>`` or HTTP write is one entry at server time, a
+        ``$resource.batch`` several (timestamps by the §5.2 unit rule). Returns
+        ``{accepted: {alias: value}, invalid: {alias: message}}``; invalid values are logged
+        (``invalid_value``) and still reach the ``data_in`` event raw (§4.3)."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        resources = c["settings"]["resources"]
+        timed = [(batch_timestamp_us(ts, now), values) for ts, values in entries]
+        accepted: dict[str, Value] = {}
+        invalid: dict[str, str] = {}
+        payload: list[tuple[int, dict[str, Any]]] = []
+        with self.store.write() as txn:
+            record = identities.require(txn, c["id"], identity)
+            state = state_mod.load(txn, c["id"], identity)
+            for ts, values in sorted(timed, key=lambda e: e[0]):
+                ok, bad = state_mod.device_write(state, resources, values, ts)
+                accepted.update(ok)
+                invalid.update({a: e.message for a, e in bad.items()})
+                payload.append((ts, {a: ok.get(a, v) for a, v in values.items()}))
+            state_mod.save(txn, c["id"], identity, state)
+            record["lastseen"] = now
+            if ip:
+                record["lastip"] = ip
+            identities.save(txn, c["id"], record)
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        logs = self.logs[c["id"]]
+        for alias, message in invalid.items():
+            logs.debug(now, "invalid_value", identity=identity, detail=f"{alias}: {message}",
+                       **ctx)
+        logs.event(now, "data_in", identity=identity, detail=sorted(
+            {a for _, v in payload for a in v}), **ctx)
+        self._emit(c, events.data_in(identity, payload, timestamp=now, tags=record["tags"],
+                                     **ctx))
+        return {"accepted": accepted, "invalid": invalid}
+
+    def read_values(self, *, identity: str, aliases: list[str],
+                    connector_id: str | None = None) -> dict[str, Value]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            identities.require(txn, c["id"], identity)
+            state = state_mod.load(txn, c["id"], identity)
+        return state_mod.read(state, c["settings"]["resources"], aliases)
+
+    def pending_values(self, *, identity: str,
+                       connector_id: str | None = None) -> dict[str, tuple[Value, int]]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            state = state_mod.load(txn, c["id"], identity)
+        return state_mod.pending(state, c["settings"]["resources"])
+
+    def expire_identities(self, *, connector_id: str | None = None) -> list[str]:
+        """Delete whitelisted identities past their provisioning window; emits ``expired``."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        with self.store.write() as txn:
+            gone = expire_due(txn, c["id"], now)
+        for identity in gone:
+            self.logs[c["id"]].event(now, "expired", identity=identity)
+            self._emit(c, events.expired(identity, timestamp=now))
+        return gone
+
+
+_tags_mod = tags
+
+
+def identities_exists(txn: ReadTxn, cid: str, identity: str) -> bool:
+    return txn.get(tables.IDENTITIES, tables.key(cid, identity)) is not None
+
+
+def _reindex(txn: WriteTxn, cid: str, record: dict[str, Any],
+             new: list[dict[str, str]]) -> None:
+    tags.reindex(txn, cid, record["identity"], record["tags"], new)
+    record["tags"] = new
+
+
+def _identity_of(item: object) -> Any:
+    return item.get("identity") if isinstance(item, Mapping) else None
+
+
+Row = tuple[int, Any, list[dict[str, str]], str | None, str | None]
+
+
+def _row_from_item(index: int, item: object) -> Row:
+    if isinstance(item, str):
+        return index, item, [], None, None
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"identity", "tags", "certificate"}
+        error = f"unknown fields {sorted(unknown)}" if unknown else None
+        return (index, item.get("identity"), item.get("tags") or [], item.get("certificate"),
+                error)
+    return index, None, [], None, "each item is an identity or {identity, tags}"
+
+
+def _parse_csv(text: str) -> list[Row]:
+    """Rows of a §3.5 CSV: header ``ID`` [, ``SSL Client Certificate``] [, ``tag:<name>`` …];
+    a tag cell may hold several values separated by ``|``. Lines are counted from 1 (the
+    header); a row's line is where it starts (a quoted certificate spans lines)."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), skipinitialspace=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise _bad("empty CSV: the first line must be the header ID") from None
+    except csv.Error as exc:
+        raise _bad(f"CSV header: {exc}") from exc
+    columns = [h.strip() for h in header]
+    if not columns or columns[0].lower() != CSV_ID:
+        raise _bad("the first CSV column must be ID")
+    cert_col: int | None = None
+    tag_cols: dict[int, str] = {}
+    for i, col in enumerate(columns[1:], 1):
+        if col.lower() == CSV_CERT and cert_col is None:
+            cert_col = i
+        elif col.lower().startswith("tag:") and col[4:].strip():
+            tag_cols[i] = tags.validate_name(col[4:].strip())
+        else:
+            raise _bad(f"unknown CSV column {col!r}")
+    rows: list[Row] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rows.append((line, None, [], None, f"CSV syntax: {exc}"))
+            break  # the reader cannot resynchronise after a syntax error
+        start, line = line, reader.line_num + 1
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        error = None
+        if len(cells) > len(columns):
+            error = f"{len(cells)} cells for {len(columns)} columns"
+        identity = cells[0].strip()
+        cert = None
+        if cert_col is not None and cert_col < len(cells) and cells[cert_col].strip():
+            cert = cells[cert_col].strip()
+        row_tags = [{"name": name, "value": v.strip()}
+                    for i, name in tag_cols.items() if i < len(cells)
+                    for v in cells[i].split("|") if v.strip()]
+        rows.append((start, identity, row_tags, cert, error))
+    return rows

@@ -18,7 +18,7 @@ from _speedups.codec import (
 )
 from _speedups.framing import Framer
 
-from broker.core.connection import HANDLERS
+from broker.core.connection import HANDLERS, AfterCommit
 from broker.hooks import PublishDecision
 from broker.mqtt import constants as c
 from broker.mqtt.errors import ProtocolError
@@ -38,6 +38,7 @@ cdef dict _PACKET_NAMES = dict(c.PACKET_NAMES)
 cdef object _Publish = Publish
 cdef object _ProtocolError = ProtocolError
 cdef object _Message = Message
+cdef object _AfterCommit = AfterCommit
 cdef object _encode_publish = encode_publish
 cdef object _encode_puback = encode_puback
 cdef object _encode_pubrec = encode_pubrec
@@ -50,6 +51,7 @@ cdef class Connection:
     cdef public double keepalive, last_activity, opened_at
     cdef public bint paused
     cdef public long long bytes_in, bytes_out
+    cdef public int acks_waiting
     cdef list _out
     cdef bint _dirty
 
@@ -75,6 +77,7 @@ cdef class Connection:
         self.protocol = protocol
         self.bytes_in = 0
         self.bytes_out = 0
+        self.acks_waiting = 0
 
     def __repr__(self):
         return f"Connection({self.client_id!r}, {self.peer[0]}:{self.peer[1]})"
@@ -116,17 +119,39 @@ cdef class Connection:
         broker = self.broker
         broker.stats.messages_received += 1
         qos = packet.qos
-        if qos == 2 and packet.packet_id in self.session.incoming_qos2:
-            self.send(_encode_pubrec(packet.packet_id))
+        if qos == 0:
+            if broker.hooks.on_publish(self, packet) == ROUTE:
+                if packet.retain:
+                    broker.retain(packet.topic, packet.payload, 0)
+                fan_out(broker, packet.topic, packet.payload, 0)
+            return
+        session = self.session
+        if qos == 2 and packet.packet_id in session.incoming_qos2:
+            self.acknowledge(packet)
             return
         decision = broker.hooks.on_publish(self, packet)
         if decision == ROUTE:
+            committer = broker.committer
+            writes = committer.writes
             if packet.retain:
                 broker.retain(packet.topic, packet.payload, qos)
             fan_out(broker, packet.topic, packet.payload, qos)
+            if qos == 2:
+                session.remember_qos2(packet.packet_id)
+            if committer.writes != writes:
+                self.acks_waiting += 1
+                committer.submit(None, _AfterCommit(self, packet))
+                return
         elif decision == DEFERRED:
             return
-        self.complete(packet)
+        self.acknowledge(packet)
+
+    cpdef acknowledge(self, packet):
+        if self.acks_waiting:
+            self.acks_waiting += 1
+            self.broker.committer.submit(None, _AfterCommit(self, packet))
+        else:
+            self.complete(packet)
 
     def protocol_error(self, error):
         if error.connack >= 0 and self.state == NEW:

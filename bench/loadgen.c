@@ -74,7 +74,7 @@ typedef struct {
     int port, nsrc;
     struct sockaddr_in src[MAX_SRC];
     long pubs, subs, conns, total;
-    int qos, sub_qos, window, payload, keepalive, batch;
+    int qos, sub_qos, window, payload, keepalive, batch, retain;
     long concurrency, max_lag;
     double rate, duration, grace, setup_timeout, connect_rate;
 } opts_t;
@@ -271,7 +271,7 @@ static void build_publish(conn_t *c, const char *topic) {
     size_t rl = 2 + tlen + (O.qos ? 2 : 0) + pl;
     c->tmpl = xmalloc(rl + 8);
     uint8_t *p = c->tmpl;
-    p[0] = (uint8_t)(0x30 | (O.qos << 1));
+    p[0] = (uint8_t)(0x30 | (O.qos << 1) | (O.retain ? 1 : 0));
     size_t n = 1 + put_varint(p + 1, (uint32_t)rl);
     n += put_str(p + n, topic, tlen);
     c->pid_off = (uint32_t)n;
@@ -935,6 +935,7 @@ static void usage(void) {
             "  --conns N                idle connections (idle mode)\n"
             "  --rate R                 aggregate msg/s (0 = full speed)\n"
             "  --qos Q --sub-qos Q      publish / subscribe QoS (0 or 1)\n"
+            "  --retain 0|1             publish with RETAIN=1 (a durable write per message)\n"
             "  --window W               QoS 1 in-flight messages per publisher\n"
             "  --payload B              payload bytes (>= 8 carries a timestamp)\n"
             "  --topic T --filter F     topic template ({n} = publisher index), filter\n"
@@ -1010,6 +1011,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--total")) O.total = atol(v);
         else if (!strcmp(k, "--rate")) O.rate = atof(v);
         else if (!strcmp(k, "--qos")) O.qos = atoi(v);
+        else if (!strcmp(k, "--retain")) O.retain = atoi(v);
         else if (!strcmp(k, "--sub-qos")) O.sub_qos = atoi(v);
         else if (!strcmp(k, "--window")) O.window = atoi(v);
         else if (!strcmp(k, "--payload")) O.payload = atoi(v);

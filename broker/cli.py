@@ -48,10 +48,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from broker.gateway.app import gateway_hooks
     from broker.transport.server import run
 
     try:
-        run(config)
+        run(config, gateway_hooks(config))
     except OSError as error:
         print(f"fleetgate: {error}", file=sys.stderr)
         return 1

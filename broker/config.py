@@ -54,7 +54,9 @@ class MqttConfig:
 
 @dataclass
 class StorageConfig:
+    backend: str = "lmdb"  # lmdb (<data>/lmdb) | memory (nothing survives a restart; tests)
     sync: str = "always"  # always | batch | none (see docs/operations.md)
+    map_size: int = 64 * 1024 * 1024  # initial LMDB map in bytes; doubled whenever it fills up
 
 
 @dataclass
@@ -77,6 +79,12 @@ class Config:
             raise ConfigError(
                 f"storage.sync must be always, batch or none, not {self.storage.sync!r}"
             )
+        if self.storage.backend not in ("lmdb", "memory"):
+            raise ConfigError(
+                f"storage.backend must be lmdb or memory, not {self.storage.backend!r}"
+            )
+        if self.storage.map_size < 1024 * 1024:
+            raise ConfigError("storage.map_size must be at least 1048576 (1 MiB)")
         for f in fields(self.listeners):
             value = getattr(self.listeners, f.name)
             if value:

@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from broker.core.broker import Broker
     from broker.core.connection import Connection
     from broker.mqtt.packets import Connect, Publish
 
@@ -24,6 +25,11 @@ class PublishDecision(IntEnum):
 
 
 class BrokerHooks(Protocol):
+    def attach(self, broker: Broker) -> None:
+        """Called once, when the broker these hooks serve exists (to publish from outside a
+        client's packet, e.g. events to applications)."""
+        ...
+
     def authenticate(self, client: Connection, packet: Connect) -> int:
         """CONNACK return code: 0 accepts; 4 bad credentials; 5 not authorized.
 

@@ -21,6 +21,7 @@ from broker.routing.retained import RetainedMessages
 from broker.session.registry import SessionRegistry
 from broker.session.session import Message, Session
 from broker.storage import Store
+from broker.storage.commit import Done, GroupCommitter
 
 log = logging.getLogger("fleetgate.broker")
 debug_log = logging.getLogger("fleetgate.debug")
@@ -39,6 +40,7 @@ class Broker:
         hooks: BrokerHooks,
         store: Store,
         schedule: Callable[[Callable[[], None]], object],
+        committer: GroupCommitter | None = None,
     ) -> None:
         self.config = config
         self.hooks = hooks
@@ -47,7 +49,13 @@ class Broker:
         self.stats = Stats()
         self.tree = _accel.TopicTree()
         self.retained = RetainedMessages()
-        self.sessions = SessionRegistry(self.tree, store)
+        # Durable writes go through the committer: one transaction per loop turn, then the
+        # acknowledgements that waited for it (inline on the loop unless the server gives one
+        # with a writer thread).
+        self.committer = committer or GroupCommitter(store, schedule)
+        if self.committer.on_error is None:
+            self.committer.on_error = self._commit_failed
+        self.sessions = SessionRegistry(self.tree, store, self.committer)
         self.clients: dict[str, Connection] = {}  # client id -> connected connection
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
@@ -117,11 +125,18 @@ class Broker:
 
     def retain(self, topic: str, payload: bytes, qos: int) -> None:
         self.retained.set(Message(topic, payload, qos, True))
-        with self.store.write() as txn:
-            if payload:
-                txn.put("retained", topic.encode(), bytes((qos,)) + payload)
-            else:
-                txn.delete("retained", topic.encode())
+        if payload:
+            self.committer.put("retained", topic.encode(), bytes((qos,)) + payload)
+        else:
+            self.committer.delete("retained", topic.encode())
+
+    def _commit_failed(self, error: BaseException, dones: list[Done]) -> None:
+        """A commit failed: nothing it held is acknowledged. The connections that waited are
+        closed, so their clients resend the unacknowledged messages when they reconnect."""
+        for done in dones:
+            conn = getattr(done, "conn", None)
+            if conn is not None:
+                conn.close("storage_error", repr(error))
 
     def send_retained(self, session: Session, topic_filter: str, granted: int) -> None:
         """MQTT-3.3.1-6: a new subscription receives the matching retained messages, RETAIN=1."""

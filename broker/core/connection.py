@@ -6,6 +6,11 @@
 
 Outgoing packets are collected in ``_out`` and written by the transport once per loop turn
 (``Broker.flush``), so a burst reaches each client in one write.
+
+Durable acknowledgement (spec section 5): a QoS 1/2 PUBLISH whose routing wrote to the store (a
+retained message, a copy queued for a persistent session, its QoS 2 packet identifier) is
+acknowledged only after the commit holding those writes (``AfterCommit``). PUBACKs still leave in
+the order of their PUBLISH packets (MQTT-4.6.0-2): while one waits, the next ones wait too.
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ ROUTE = PublishDecision.ROUTE
 DEFERRED = PublishDecision.DEFERRED
 
 
+class AfterCommit:
+    """The acknowledgement of a client's PUBLISH, sent once the group commit holding its durable
+    effects is done (a failed commit closes ``conn`` instead: Broker._commit_failed)."""
+
+    __slots__ = ("conn", "packet")
+
+    def __init__(self, conn: Any, packet: Publish) -> None:
+        self.conn = conn
+        self.packet = packet
+
+    def __call__(self) -> None:
+        conn = self.conn
+        conn.acks_waiting -= 1
+        conn.complete(self.packet)
+
+
 class Link(Protocol):
     """What the transport offers a connection: one write per flush, and a close."""
 
@@ -48,7 +69,8 @@ class Connection:
     __slots__ = (
         "broker", "link", "framer", "state", "client_id", "username", "session", "will",
         "keepalive", "last_activity", "opened_at", "peer", "connection_id", "_out", "_dirty",
-        "paused", "close_reason", "attrs", "protocol", "bytes_in", "bytes_out", "__weakref__",
+        "paused", "close_reason", "attrs", "protocol", "bytes_in", "bytes_out", "acks_waiting",
+        "__weakref__",
     )
 
     def __init__(self, broker: Broker, link: Link, peer: tuple[str, int], now: float,
@@ -74,6 +96,7 @@ class Connection:
         self.protocol = protocol
         self.bytes_in = 0
         self.bytes_out = 0
+        self.acks_waiting = 0  # acknowledgements waiting for a commit (AfterCommit)
 
     def __repr__(self) -> str:
         return f"Connection({self.client_id!r}, {self.peer[0]}:{self.peer[1]})"
@@ -113,23 +136,47 @@ class Connection:
         """PUBLISH from the client (section 3.3, 4.3).
 
         MQTT-4.3.2-2: QoS 1 is answered with PUBACK, MQTT-4.3.3-2: QoS 2 with PUBREC, after the
-        hook's durable work when it defers. QoS 2 exactly once: a packet identifier seen before
-        its PUBREL is acknowledged again, but the message is not routed again.
+        commit of its durable effects, or after the hook's durable work when it defers. QoS 2
+        exactly once: a packet identifier seen before its PUBREL is acknowledged again, but the
+        message is not routed again; the identifier is stored with the message's effects.
         """
         broker = self.broker
         broker.stats.messages_received += 1
         qos = packet.qos
-        if qos == 2 and packet.packet_id in self.session.incoming_qos2:  # type: ignore[union-attr]
-            self.send(encode_pubrec(packet.packet_id))
+        if qos == 0:  # the hot path: nothing to acknowledge, nothing to wait for
+            if broker.hooks.on_publish(self, packet) == ROUTE:
+                if packet.retain:
+                    broker.retain(packet.topic, packet.payload, 0)
+                fan_out(broker, packet.topic, packet.payload, 0)
+            return
+        session = self.session
+        if qos == 2 and packet.packet_id in session.incoming_qos2:  # type: ignore[union-attr]
+            self.acknowledge(packet)
             return
         decision = broker.hooks.on_publish(self, packet)
         if decision == ROUTE:
+            committer = broker.committer
+            writes = committer.writes
             if packet.retain:
                 broker.retain(packet.topic, packet.payload, qos)
             fan_out(broker, packet.topic, packet.payload, qos)
+            if qos == 2:
+                session.remember_qos2(packet.packet_id)  # type: ignore[union-attr]
+            if committer.writes != writes:
+                self.acks_waiting += 1
+                committer.submit(None, AfterCommit(self, packet))
+                return
         elif decision == DEFERRED:
             return
-        self.complete(packet)
+        self.acknowledge(packet)
+
+    def acknowledge(self, packet: Publish) -> None:
+        """PUBACK/PUBREC now, or behind the acknowledgements still waiting for a commit."""
+        if self.acks_waiting:
+            self.acks_waiting += 1
+            self.broker.committer.submit(None, AfterCommit(self, packet))
+        else:
+            self.complete(packet)
 
     def protocol_error(self, error: ProtocolError) -> None:
         if error.connack >= 0 and self.state == NEW:
@@ -242,4 +289,5 @@ def fan_out(broker: Broker, topic: str, payload: bytes, qos: int) -> None:
 Handler = Callable[[Connection, Any], None]
 # Filled by broker.core.handlers: packet type -> handler (dispatch by explicit table).
 HANDLERS: dict[int, Handler] = {}
-__all__ = ["Connection", "HANDLERS", "Link", "Packet", "NEW", "CONNECTED", "CLOSED", "fan_out"]
+__all__ = ["AfterCommit", "Connection", "HANDLERS", "Link", "Packet", "NEW", "CONNECTED", "CLOSED",
+           "fan_out"]

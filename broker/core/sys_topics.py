@@ -33,6 +33,8 @@ def sys_values(broker: Broker, uptime: float) -> dict[str, str]:
         "bytes/sent": str(s.bytes_sent + live_out),
         "subscriptions/count": str(len(broker.tree)),
         "retained messages/count": str(len(broker.retained)),
+        "store/commits": str(broker.committer.commits),
+        "store/writes": str(broker.committer.ops_committed),
     }
 
 

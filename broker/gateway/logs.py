@@ -31,6 +31,9 @@ DEBUG_REASONS = frozenset({
     "invalid_identity", "locked", "ip_not_allowed", "expired", "bad_credentials", "missing_sni",
     "tls_error", "invalid_topic", "invalid_value", "unsupported_qos", "message_too_large",
     "provision_disabled",
+    # the broker core's close and refusal reasons (docs/mqtt.md), for connections of a connector
+    "protocol_error", "not_authorized", "identifier_rejected", "server_unavailable",
+    "max_connections", "server_shutdown", "storage_error", "refused",
 })
 
 

@@ -218,6 +218,10 @@ class Device2Service:
             self._save_settings(txn, connector, new)
         self._connectors.pop(connector["id"], None)
 
+    def emit(self, connector_id: str, event: events.Event) -> None:
+        """An event a protocol layer made (a device's custom publish), to the event sink."""
+        self._emit(self._connector(connector_id), event)
+
     def _emit(self, connector: Mapping[str, Any], event: events.Event) -> None:
         if self.on_event is not None and events.enabled(connector["settings"], event["type"]):
             self.on_event(connector["id"], event)

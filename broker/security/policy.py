@@ -21,6 +21,7 @@ from broker.security.acl import Acl, load_acl
 from broker.security.passwords import PasswordVerifier
 
 if TYPE_CHECKING:
+    from broker.core.broker import Broker
     from broker.core.connection import Connection
     from broker.mqtt.packets import Connect, Publish
 
@@ -46,6 +47,9 @@ class PlainPolicy:
         self.users = load_password_file(config.password_file) if config.password_file else None
         self.acl = Acl(load_acl(config.acl_file)) if config.acl_file else None
         self.verifier = PasswordVerifier()
+
+    def attach(self, broker: Broker) -> None:
+        pass
 
     def authenticate(self, client: Connection, packet: Connect) -> int:
         if packet.username is None:

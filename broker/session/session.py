@@ -9,12 +9,17 @@ Outgoing QoS 2 uses the two-step flow of MQTT-4.3.3: PUBLISH → PUBREC, PUBREL 
 inflight entry in state ``AWAIT_PUBCOMP`` is re-sent as a PUBREL, never as a PUBLISH.
 Incoming QoS 2 (MQTT-4.3.3-2, method B): the message is routed when its PUBLISH first arrives and
 its packet identifier is kept until PUBREL, so a duplicate PUBLISH is acknowledged but not routed.
+
+A persistent session has a ``journal`` (the registry): every QoS 1/2 message it queues or sends
+and every incoming QoS 2 packet identifier is written to the store as it changes and deleted
+when its flow ends, so a restart finds them (broker/session/registry.py). Messages are numbered
+in delivery order (``seq``); the queue holds the newest ones, numbered up to ``_seq - 1``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from broker.core.connection import Connection
@@ -37,17 +42,31 @@ _NO_IDS: frozenset[int] = frozenset()
 
 
 class Inflight:
-    __slots__ = ("message", "state")
+    __slots__ = ("message", "state", "seq")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, seq: int = 0, state: int = AWAIT_ACK) -> None:
         self.message = message
-        self.state = AWAIT_ACK
+        self.state = state
+        self.seq = seq
+
+
+class Journal(Protocol):
+    """Where a persistent session writes its QoS 1/2 state (the registry, through the store)."""
+
+    def message_stored(self, session: Session, seq: int, packet_id: int,
+                       entry: Message, state: int) -> None:
+        """Message ``seq`` is queued (packet_id 0) or in flight in ``state``."""
+        ...
+
+    def message_done(self, session: Session, seq: int) -> None: ...
+
+    def incoming_qos2(self, session: Session, packet_id: int, present: bool) -> None: ...
 
 
 class Session:
     __slots__ = (
         "client_id", "clean", "subscriptions", "inflight", "queue", "incoming_qos2",
-        "connection", "_next_id", "max_inflight", "max_queued", "dropped",
+        "connection", "_next_id", "max_inflight", "max_queued", "dropped", "journal", "_seq",
     )
 
     def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int) -> None:
@@ -63,6 +82,8 @@ class Session:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.dropped = 0
+        self.journal: Journal | None = None
+        self._seq = 0  # number of the next message delivered
 
     def __repr__(self) -> str:
         return f"Session({self.client_id!r}, clean={self.clean})"
@@ -85,7 +106,9 @@ class Session:
             and len(self.inflight) < self.max_inflight
             and not self.queue
         ):
-            self._send(conn, message)
+            seq = self._seq
+            self._seq = seq + 1
+            self._send(conn, message, seq)
             return True
         if len(self.queue) >= self.max_queued:
             self.dropped += 1
@@ -93,11 +116,16 @@ class Session:
         if self.queue is _EMPTY_QUEUE:
             self.queue = deque()
         self.queue.append(message)
+        if self.journal is not None:
+            self.journal.message_stored(self, self._seq, 0, message, AWAIT_ACK)
+        self._seq += 1
         return True
 
-    def _send(self, conn: Connection, message: Message) -> None:
+    def _send(self, conn: Connection, message: Message, seq: int) -> None:
         packet_id = self._packet_id()
-        self.inflight[packet_id] = Inflight(message)
+        self.inflight[packet_id] = Inflight(message, seq)
+        if self.journal is not None:
+            self.journal.message_stored(self, seq, packet_id, message, AWAIT_ACK)
         conn.send_publish(message, packet_id, False)
 
     def pump(self) -> None:
@@ -107,7 +135,8 @@ class Session:
         if conn is None:
             return
         while queue and not conn.paused and len(self.inflight) < self.max_inflight:
-            self._send(conn, queue.popleft())
+            seq = self._seq - len(queue)  # the queue holds the newest messages, in order
+            self._send(conn, queue.popleft(), seq)
 
     def resend(self) -> None:
         """After a reconnect: PUBLISH (DUP=1) or PUBREL per inflight entry, then the queue."""
@@ -128,6 +157,8 @@ class Session:
         if qos == 2 and entry.state != AWAIT_PUBCOMP:
             return False
         del self.inflight[packet_id]
+        if self.journal is not None:
+            self.journal.message_done(self, entry.seq)
         self.pump()
         return True
 
@@ -135,19 +166,29 @@ class Session:
 
     def remember_qos2(self, packet_id: int) -> None:
         """PUBREC sent for this id: a re-sent PUBLISH with it is not routed again."""
+        if packet_id in self.incoming_qos2:
+            return
         if self.incoming_qos2 is _NO_IDS:
             self.incoming_qos2 = set()
         self.incoming_qos2.add(packet_id)  # type: ignore[union-attr]
+        if self.journal is not None:
+            self.journal.incoming_qos2(self, packet_id, True)
 
     def release_qos2(self, packet_id: int) -> None:
         """PUBREL arrived: the id may be used for a new message."""
         if packet_id in self.incoming_qos2:
             self.incoming_qos2.discard(packet_id)  # type: ignore[union-attr]
+            if self.journal is not None:
+                self.journal.incoming_qos2(self, packet_id, False)
 
     def received(self, packet_id: int) -> bool:
         """PUBREC for an outgoing QoS 2 message: it moves on to awaiting PUBCOMP."""
         entry = self.inflight.get(packet_id)
         if entry is None or entry.message.qos != 2:
             return False
-        entry.state = AWAIT_PUBCOMP
+        if entry.state != AWAIT_PUBCOMP:
+            entry.state = AWAIT_PUBCOMP
+            if self.journal is not None:
+                self.journal.message_stored(self, entry.seq, packet_id, entry.message,
+                                            AWAIT_PUBCOMP)
         return True

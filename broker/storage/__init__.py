@@ -1,8 +1,9 @@
 """The one storage interface of Fleetgate: named tables of ordered byte keys, used through
 short read and write transactions (the shape of py-lmdb's environment and sub-databases).
 
-Implementations: ``MemoryStore`` (tests, ``--data`` less runs) and, in the gateway issue, the
-LMDB store. A write transaction is atomic: everything in it lands or nothing does.
+Implementations: ``LmdbStore`` (the server's default) and ``MemoryStore`` (tests). A write
+transaction is atomic: everything in it lands or nothing does. The broker writes through
+``GroupCommitter`` (broker/storage/commit.py): one write transaction per event-loop turn.
 """
 
 from __future__ import annotations
@@ -30,5 +31,9 @@ class Store(Protocol):
     def read(self) -> AbstractContextManager[ReadTxn]: ...
 
     def write(self) -> AbstractContextManager[WriteTxn]: ...
+
+    def flush(self) -> None:
+        """Make every committed write durable (fsync) when commits do not already do that."""
+        ...
 
     def close(self) -> None: ...

@@ -100,5 +100,8 @@ class MemoryStore:
         txn.commit()
         self.commits += 1
 
+    def flush(self) -> None:
+        pass  # nothing is ever on disk
+
     def close(self) -> None:
         self._tables.clear()

@@ -1,0 +1,327 @@
+"""The MQTT device API (connector-spec §3.4, §5) and application clients (product.md §4), as the
+broker's hooks. The core calls these; they call the Device2 service.
+
+Who a connection is, decided at CONNECT and kept in ``client.attrs["realm"]``:
+- ``device``: token in the password with an empty username, or identity + password (§5.1).
+  Its MQTT client id is replaced by ``<connector>.<identity>``, so a second connection of the
+  same device takes over the first (``duplicate_connection``), and its session is always clean
+  (§5.1: Clean Session is ignored; pending set values are sent again on every connect).
+- ``provision``: no credentials at all: may only publish ``$provision/<identity>`` (§3.4), and
+  ordinary topics when ``mqtt.allow_anonymous`` is on.
+- ``app``: an application key and secret: ``$data/<cid>/…`` and ``$events/<cid>/…`` subscriptions
+  and ``$set/<cid>/<identity>/<alias>`` publishes for its own connector, ordinary topics too.
+- ``plain``: anything else goes to the plain-broker policy (password file, ACL).
+
+Device writes are stored synchronously by the service (one committed, per ``storage.sync``
+fsync'd write transaction each) before the PUBACK leaves. Grouping them into one commit per loop
+turn is the next step (see the issue note).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from broker.gateway import events as events_mod
+from broker.gateway.errors import ServiceError
+from broker.gateway.provisioning import Presented
+from broker.gateway.resources import value_text
+from broker.hooks import PublishDecision
+from broker.mqtt import constants as c
+from broker.security.policy import PlainPolicy
+from broker.session.session import Message
+
+if TYPE_CHECKING:
+    from broker.core.broker import Broker
+    from broker.core.connection import Connection
+    from broker.gateway.service import Device2Service
+    from broker.mqtt.packets import Connect, Publish
+
+ROUTE = PublishDecision.ROUTE
+HANDLED = PublishDecision.HANDLED
+DEFERRED = PublishDecision.DEFERRED
+DENIED = PublishDecision.DENIED
+
+DEVICE_FILTERS = ("$resource/#", "$resource/+/+", "$provision/#")
+# CONNACK for a refused device (§5.1): 4 stops real clients from retrying; locked is ignored.
+REFUSAL_CODES = {"bad_credentials": c.CONNACK_BAD_CREDENTIALS, "locked": -1}
+
+
+class GatewayHooks:
+    """``BrokerHooks`` for a gateway: devices, provisioning, applications, then plain MQTT."""
+
+    def __init__(self, service: Device2Service, plain: PlainPolicy) -> None:
+        self.service = service
+        self.plain = plain
+        self.connector = service.ensure_default_connector()  # plain listeners serve it
+        self.broker: Broker | None = None
+        self.devices: dict[tuple[str, str], Connection] = {}
+        service.push = self.push
+        service.disconnect = self.disconnect
+        service.online = self.online
+        service.on_event = self.publish_event
+
+    def attach(self, broker: Broker) -> None:
+        self.broker = broker
+
+    # -- CONNECT ----------------------------------------------------------------------
+
+    def authenticate(self, client: Connection, packet: Connect) -> int:
+        cid = self.connector
+        attrs = client.attrs
+        username = packet.username or ""
+        password = packet.password
+        if not username and not password:
+            attrs.update(realm="provision", connector=cid)
+            return c.CONNACK_ACCEPTED
+        secret = _text(password)
+        if username:
+            app_connector = self.service.verify_app_key(username, secret or "")
+            if app_connector is not None:
+                attrs.update(realm="app", connector=app_connector)
+                return c.CONNACK_ACCEPTED
+        result = self.service.authenticate(
+            token=None if username else secret, identity=username or None,
+            password=secret if username else None, ip=client.peer[0], protocol="mqtt",
+            connection_id=client.connection_id, connector_id=cid)
+        if result.ok and result.identity is not None:
+            # Kept for a re-provision over this connection (§3.2 step 6: old credentials).
+            presented = Presented(password=secret) if username else Presented(token=secret)
+            attrs.update(realm="device", connector=cid, identity=result.identity,
+                         presented=presented)
+            client.client_id = f"{cid}.{result.identity}"
+            packet.clean_session = True
+            return c.CONNACK_ACCEPTED
+        if username and result.identity is None:
+            # Not a device of this connector: maybe a user of the plain broker.
+            code = self.plain.authenticate(client, packet)
+            if code == c.CONNACK_ACCEPTED:
+                attrs.update(realm="plain", connector=cid)
+            return code
+        return REFUSAL_CODES.get(result.reason or "", c.CONNACK_NOT_AUTHORIZED)
+
+    def on_connect(self, client: Connection) -> None:
+        attrs = client.attrs
+        if attrs.get("realm") != "device":
+            return
+        key = (attrs["connector"], attrs["identity"])
+        self.devices[key] = client
+        pending = self.service.device_connected(
+            identity=key[1], ip=client.peer[0], protocol="mqtt",
+            connection_id=client.connection_id, connector_id=key[0])
+        for alias, (value, timestamp) in pending.items():
+            self._deliver(client, alias, value, timestamp)
+
+    def on_disconnect(self, client: Connection, reason: str) -> None:
+        attrs = client.attrs
+        if attrs.get("realm") != "device":
+            return
+        key = (attrs["connector"], attrs["identity"])
+        if self.devices.get(key) is client:
+            del self.devices[key]
+        self.service.device_disconnected(
+            identity=key[1], reason=reason, ip=client.peer[0], protocol="mqtt",
+            connection_id=client.connection_id, connector_id=key[0])
+
+    def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
+        if client is None or "connector" not in client.attrs:
+            return
+        self.service.logs[client.attrs["connector"]].debug(
+            self.service.clock(), reason, identity=client.attrs.get("identity"),
+            ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
+            detail=detail)
+
+    # -- PUBLISH ----------------------------------------------------------------------
+
+    def on_publish(self, client: Connection, packet: Publish) -> PublishDecision:
+        realm = client.attrs.get("realm")
+        if realm == "device":
+            return self._device_publish(client, packet)
+        if realm == "provision":
+            return self._provision_publish(client, packet)
+        if realm == "app":
+            return self._app_publish(client, packet)
+        return self.plain.on_publish(client, packet)
+
+    def _device_publish(self, client: Connection, packet: Publish) -> PublishDecision:
+        topic = packet.topic
+        if packet.qos == 2:
+            # §5.2: QoS 2 is not supported and MQTT offers no way to accept it lower.
+            client.close("unsupported_qos", f"QoS 2 PUBLISH to {topic!r}")
+            return DEFERRED
+        if topic.startswith("$provision/"):
+            return self._provision_publish(client, packet)
+        if not topic.startswith("$"):
+            self._publish_event(client, topic, packet.payload)
+            return ROUTE
+        entries = self._entries(client, topic, packet.payload)
+        if entries is None:
+            return HANDLED
+        attrs = client.attrs
+        try:
+            self.service.write_values(
+                identity=attrs["identity"], entries=entries, ip=client.peer[0], protocol="mqtt",
+                connection_id=client.connection_id, connector_id=attrs["connector"])
+        except ServiceError as error:
+            client.broker.debug(client, error.code, error.message)
+            return HANDLED
+        self._mirror_data(attrs["connector"], attrs["identity"], entries)
+        return HANDLED
+
+    def _entries(self, client: Connection, topic: str,
+                 payload: bytes) -> list[tuple[object, dict[str, Any]]] | None:
+        """The (timestamp, values) entries of a ``$resource…`` write, or None (logged)."""
+        text = _text(payload)
+        if text is None:
+            client.broker.debug(client, "invalid_value", f"{topic}: payload is not UTF-8")
+            return None
+        if topic.startswith("$resource/") and topic.count("/") == 1:
+            return [(None, {topic[len("$resource/"):]: text})]
+        if topic in ("$resource", "$resource.batch"):
+            try:
+                document = json.loads(text)
+            except ValueError as error:
+                client.broker.debug(client, "invalid_value", f"{topic}: {error}")
+                return None
+            if topic == "$resource" and isinstance(document, dict):
+                return [(None, document)]
+            if topic == "$resource.batch" and isinstance(document, list) and all(
+                isinstance(e, dict) and isinstance(e.get("values"), dict) for e in document
+            ):
+                return [(e.get("timestamp"), e["values"]) for e in document]
+            client.broker.debug(client, "invalid_value", f"{topic}: wrong JSON shape")
+            return None
+        client.broker.debug(client, "invalid_topic", f"PUBLISH to {topic!r}")
+        return None
+
+    def _provision_publish(self, client: Connection, packet: Publish) -> PublishDecision:
+        topic = packet.topic
+        attrs = client.attrs
+        if not topic.startswith("$provision/"):
+            if self.plain.allow_anonymous:
+                return self.plain.on_publish(client, packet)
+            client.close("not_authenticated", f"PUBLISH to {topic!r} before authenticating")
+            return DEFERRED
+        identity = topic[len("$provision/"):]
+        presented = attrs.get("presented", Presented())
+        outcome = self.service.provision(
+            identity=identity, ip=client.peer[0], protocol="mqtt",
+            connection_id=client.connection_id, presented=presented,
+            password=_text(packet.payload) or None, connector_id=attrs["connector"])
+        if not outcome.accepted:
+            # §3.4 step 4: no reply; the reason is logged and the connection closed.
+            client.close(outcome.debug_reason or "not_authenticated", outcome.message)
+            return DEFERRED
+        client.complete(packet)
+        reply = (outcome.token or "").encode()
+        client.send_publish(Message(topic, reply, 0, False), 0, False)
+        return DEFERRED  # acknowledged above, before the reply
+
+    def _app_publish(self, client: Connection, packet: Publish) -> PublishDecision:
+        topic = packet.topic
+        if not topic.startswith("$"):
+            return ROUTE
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != "$set" or parts[1] != client.attrs["connector"]:
+            client.broker.debug(client, "invalid_topic", f"PUBLISH to {topic!r}")
+            return DENIED
+        value = _text(packet.payload)
+        try:
+            self.service.setIdentityState(connector_id=parts[1], identity=parts[2],
+                                          **{parts[3]: value})
+        except ServiceError as error:
+            client.broker.debug(client, error.code, f"{topic}: {error.message}")
+        return HANDLED
+
+    # -- SUBSCRIBE and wills ------------------------------------------------------------
+
+    def authorize_subscribe(self, client: Connection, topic_filter: str, qos: int) -> int:
+        realm = client.attrs.get("realm")
+        if realm in ("device", "provision"):
+            # §5.3: delivery needs no SUBSCRIBE; these filters are granted for old clients.
+            allowed = topic_filter in DEVICE_FILTERS or (
+                topic_filter.startswith("$resource/") and topic_filter.count("/") == 1
+                and "+" not in topic_filter and "#" not in topic_filter)
+            if realm == "provision":
+                if self.plain.allow_anonymous and not topic_filter.startswith("$provision/"):
+                    return self.plain.authorize_subscribe(client, topic_filter, qos)
+                allowed = topic_filter.startswith("$provision/")
+            return min(qos, 1) if allowed else c.SUBACK_FAILURE
+        if realm == "app":
+            cid = client.attrs["connector"]
+            if topic_filter.startswith(("$data/", "$events/")):
+                ok = topic_filter.split("/")[1] == cid
+                return qos if ok else c.SUBACK_FAILURE
+            if topic_filter.startswith("$"):
+                return c.SUBACK_FAILURE
+            return qos
+        return self.plain.authorize_subscribe(client, topic_filter, qos)
+
+    def authorize_will(self, client: Connection, topic: str, qos: int, retain: bool) -> bool:
+        if client.attrs.get("realm") in ("device", "app"):
+            return not topic.startswith("$")
+        return self.plain.authorize_will(client, topic, qos, retain)
+
+    # -- from the service to devices and applications ---------------------------------
+
+    def push(self, cid: str, identity: str, alias: str, value: Any, timestamp_us: int) -> bool:
+        """§5.4 step 2: a set value goes to the connected device at once."""
+        client = self.devices.get((cid, identity))
+        if client is None:
+            return False
+        self._deliver(client, alias, value, timestamp_us)
+        return True
+
+    def _deliver(self, client: Connection, alias: str, value: Any, timestamp_us: int) -> None:
+        session = client.session
+        if session is not None:
+            topic = f"$resource/{alias}/{timestamp_us}"
+            session.deliver(Message(topic, value_text(value).encode(), 1, False))
+
+    def disconnect(self, cid: str, identity: str, reason: str) -> None:
+        client = self.devices.get((cid, identity))
+        if client is not None:
+            client.close(reason, "by an administrator")
+
+    def online(self, cid: str, identity: str) -> bool:
+        return (cid, identity) in self.devices
+
+    def publish_event(self, cid: str, event: dict[str, Any]) -> None:
+        """Every event as JSON on ``$events/<cid>/<identity>/<type>`` (product.md §4)."""
+        broker = self.broker
+        if broker is None:
+            return
+        topic = f"$events/{cid}/{event['identity']}/{event['type']}"
+        if not broker.tree.match(topic):
+            return  # nobody listens: skip the JSON
+        broker.publish(topic, json.dumps(event, separators=(",", ":")).encode(), 0, False)
+
+    def _mirror_data(self, cid: str, identity: str,
+                     entries: list[tuple[object, dict[str, Any]]]) -> None:
+        """Raw values of a device write on ``$data/<cid>/<identity>/<alias>``."""
+        broker = self.broker
+        if broker is None:
+            return
+        for _, values in entries:
+            for alias, value in values.items():
+                topic = f"$data/{cid}/{identity}/{alias}"
+                if broker.tree.match(topic):
+                    raw = value if isinstance(value, str) else json.dumps(value)
+                    broker.publish(topic, raw.encode(), 0, False)
+
+    def _publish_event(self, client: Connection, topic: str, payload: bytes) -> None:
+        attrs = client.attrs
+        event = events_mod.publish(
+            attrs["identity"], topic, payload.decode("utf-8", "replace"),
+            timestamp=self.service.clock(), ip=client.peer[0], protocol="mqtt",
+            connection_id=client.connection_id)
+        self.service.emit(attrs["connector"], event)
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

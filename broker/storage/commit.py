@@ -1,0 +1,296 @@
+"""Group commit: every durable write of one event-loop turn in one store transaction, then the
+acknowledgements that waited for it, in the order they were submitted.
+
+The durability contract (spec section 5): a QoS 1 PUBLISH is acknowledged only after the commit
+that holds its effects. Writes are collected during a loop turn (``put``/``delete``/``submit``);
+at the end of the turn (a callback given to ``schedule``) they become one batch:
+
+- inline (no writer thread): the batch is committed on the loop, then its ``done`` callbacks run.
+- threaded (``call_soon_threadsafe`` given): the batch's writes are recorded on the loop and
+  handed to one writer thread, which commits (py-lmdb releases the GIL during the fsync) while
+  the loop goes on reading; batches queued behind a commit are merged into the next one. The
+  ``done`` callbacks come back to the loop through ``call_soon_threadsafe``, batch after batch.
+
+A batch whose commit fails acknowledges nothing: its ``done`` callbacks are not run, the error is
+logged and handed to ``on_error`` with them (the broker closes the connections that waited).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from broker.storage import Store, WriteTxn
+from broker.storage.lmdb_store import LmdbWriteTxn
+
+log = logging.getLogger("fleetgate.storage")
+
+Write = Callable[[WriteTxn], None]
+Done = Callable[[], None]
+Ops = dict[tuple[str, bytes], bytes | None]  # None: delete
+_MISSING = object()
+_STOP = object()
+
+
+class _Batch:
+    __slots__ = ("ops", "dones")
+
+    def __init__(self, ops: Ops, dones: list[Done]) -> None:
+        self.ops = ops
+        self.dones = dones
+
+
+class _RecordingTxn:
+    """A write transaction that records its writes (for the writer thread) and reads through
+    the batches still in flight to the committed store, so it sees every earlier write."""
+
+    def __init__(self, store: Store, overlays: list[Ops]) -> None:
+        self._store = store
+        self._overlays = overlays
+        self.pending: Ops = {}
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        value = self.pending.get((table, key), _MISSING)
+        for overlay in reversed(self._overlays):
+            if value is not _MISSING:
+                break
+            value = overlay.get((table, key), _MISSING)
+        if value is _MISSING:
+            with self._store.read() as txn:
+                return txn.get(table, key)
+        return value  # type: ignore[return-value]
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        with self._store.read() as txn:
+            merged = dict(txn.scan(table, prefix))
+        for layer in (*self._overlays, self.pending):
+            for (t, key), value in layer.items():
+                if t == table and key.startswith(prefix):
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+        yield from sorted(merged.items())
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self.pending[(table, bytes(key))] = bytes(value)
+
+    def delete(self, table: str, key: bytes) -> bool:
+        existed = self.get(table, key) is not None
+        self.pending[(table, bytes(key))] = None
+        return existed
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        store: Store,
+        schedule: Callable[[Callable[[], None]], object],
+        *,
+        call_soon_threadsafe: Callable[..., object] | None = None,
+        on_error: Callable[[BaseException, list[Done]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._schedule = schedule
+        self._entries: list[Any] = []  # (table, key, value | None) tuples and Write callables
+        self._dones: list[Done] = []
+        self._scheduled = False
+        self.on_error = on_error
+        self.writes = 0  # submitted so far: the broker compares it around a PUBLISH
+        # Counters for $SYS and the benchmarks.
+        self.commits = 0
+        self.batches_committed = 0
+        self.ops_committed = 0
+        self.dones_run = 0
+        self.failures = 0
+        self._threadsafe = call_soon_threadsafe
+        self._inflight: deque[_Batch] = deque()  # handed to the writer, not yet completed
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if call_soon_threadsafe is not None:
+            self._thread = threading.Thread(target=self._writer, name="fleetgate-commit",
+                                            daemon=True)
+            self._thread.start()
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self._entries.append((table, key, value))
+        self._submitted()
+
+    def delete(self, table: str, key: bytes) -> None:
+        self._entries.append((table, key, None))
+        self._submitted()
+
+    def submit(self, write: Write | None, done: Done | None = None) -> None:
+        """Run ``write`` in this turn's transaction, then ``done`` once it is committed."""
+        if write is not None:
+            self._entries.append(write)
+            self.writes += 1
+        if done is not None:
+            self._dones.append(done)
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self.end_turn)
+
+    def _submitted(self) -> None:
+        self.writes += 1
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self.end_turn)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing submitted is waiting for a commit."""
+        return not (self._entries or self._dones or self._inflight)
+
+    def after_commit(self, done: Done) -> None:
+        """Run ``done`` once everything submitted so far is committed (now, if it is)."""
+        if self.idle:
+            done()
+        else:
+            self.submit(None, done)
+
+    # -- committing -----------------------------------------------------------------------
+
+    def end_turn(self) -> None:
+        """The end of a loop turn: this turn's writes become one batch."""
+        self._scheduled = False
+        entries, dones = self._entries, self._dones
+        if not entries and not dones:
+            return
+        self._entries, self._dones = [], []
+        if self._thread is None:
+            self._commit_inline(entries, dones)
+            return
+        if not entries and not self._inflight:
+            self._run(dones)
+            return
+        txn = _RecordingTxn(self.store, [batch.ops for batch in self._inflight])
+        try:
+            _replay(entries, txn)
+        except Exception as error:
+            self._failed(error, dones)
+            return
+        batch = _Batch(txn.pending, dones)
+        self._inflight.append(batch)
+        self._queue.put(batch)
+
+    def _commit_inline(self, entries: list[Any], dones: list[Done]) -> None:
+        if entries:
+            try:
+                with self.store.write() as txn:
+                    _replay(entries, txn)
+            except Exception as error:
+                self._failed(error, dones)
+                return
+            self.commits += 1
+            self.batches_committed += 1
+            self.ops_committed += len(entries)
+        self._run(dones)
+
+    def _run(self, dones: list[Done]) -> None:
+        self.dones_run += len(dones)
+        for done in dones:
+            done()
+
+    def _failed(self, error: BaseException, dones: list[Done]) -> None:
+        self.failures += 1
+        log.error("store commit failed, %d acknowledgements withheld: %r", len(dones), error)
+        if self.on_error is not None:
+            self.on_error(error, dones)
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _writer(self) -> None:
+        store, get = self.store, self._queue.get
+        while True:
+            batches: list[_Batch] = []
+            stop = False
+            item = get()
+            while True:  # take everything queued behind the last commit: one transaction
+                if item is _STOP:
+                    stop = True
+                else:
+                    batches.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            error: BaseException | None = None
+            if batches:
+                ops = batches[0].ops
+                if len(batches) > 1:
+                    ops = {}
+                    for batch in batches:
+                        ops.update(batch.ops)
+                apply = getattr(store, "apply", None)
+                try:
+                    if apply is not None:
+                        apply(ops)
+                    else:
+                        with store.write() as txn:
+                            _replay_ops(ops, txn)
+                except Exception as exc:
+                    error = exc
+                assert self._threadsafe is not None
+                self._threadsafe(self._completed, batches, len(ops), error)
+            if stop:
+                return
+
+    def _completed(self, batches: list[_Batch], ops: int, error: BaseException | None) -> None:
+        """On the loop: the writer committed (or failed) these batches."""
+        for batch in batches:
+            done = self._inflight.popleft()
+            assert done is batch
+        if error is None:
+            self.commits += 1
+            self.batches_committed += len(batches)
+            self.ops_committed += ops
+        for batch in batches:
+            if error is None:
+                self._run(batch.dones)
+            else:
+                self._failed(error, batch.dones)
+
+    # -- shutdown ----------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what this turn submitted and stop the writer after every queued batch. The
+        last batches' callbacks are still delivered through ``call_soon_threadsafe``."""
+        self.end_turn()
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("the store writer did not finish within %.0f s", timeout)
+            self._thread = None
+
+
+def _replay(entries: list[Any], txn: WriteTxn) -> None:
+    # Transactions that buffer ops in this shape take put/delete entries as they are: a delete
+    # through the API would first read the key to report whether it existed.
+    ops: Ops | None = txn.pending if isinstance(txn, _RecordingTxn | LmdbWriteTxn) else None
+    for entry in entries:
+        if type(entry) is tuple:
+            table, key, value = entry
+            if ops is not None:
+                ops[(table, key)] = value
+            elif value is None:
+                txn.delete(table, key)
+            else:
+                txn.put(table, key, value)
+        else:
+            entry(txn)
+
+
+def _replay_ops(ops: Ops, txn: WriteTxn) -> None:
+    for (table, key), value in ops.items():
+        if value is None:
+            txn.delete(table, key)
+        else:
+            txn.put(table, key, value)

@@ -1,0 +1,318 @@
+"""The MQTT device API of the IoT Connector (connector-spec §3.4, §5) and application clients
+(product.md §4), end to end: a real broker with the gateway hooks on a real store, raw-byte and
+paho-mqtt devices. Service calls run on the broker's loop thread (``gw.call``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from broker.gateway.mqtt import GatewayHooks
+from broker.gateway.service import Device2Service
+from broker.mqtt.packets import Connect, Puback, Publish, Subscribe
+from broker.security.policy import PlainPolicy
+from broker.storage.lmdb_store import LmdbStore
+from tests.conftest import RunningBroker, make_config, start_broker
+from tests.rawclient import RawClient, connected
+
+FAST_SCRYPT = 1024
+
+
+@dataclass
+class Gateway:
+    running: RunningBroker
+    service: Device2Service
+    cid: str
+
+    @property
+    def host(self) -> str:
+        return self.running.host
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        return self.running.call(fn)
+
+    def close_reasons(self, reason: str) -> int:
+        return self.running.close_reason_count(reason)
+
+    def debug_reasons(self) -> list[str]:
+        return self.call(lambda: [e["type"] for e in self.service.getLogs(type="debug")])
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    stops: list[Callable[[], None]] = []
+
+    def factory(**mqtt: Any) -> Gateway:
+        mqtt.setdefault("allow_anonymous", False)
+        config = make_config(tmp_path / f"gw{len(stops)}", **mqtt)
+        store = LmdbStore(tmp_path / f"lmdb{len(stops)}", sync="none")
+        service = Device2Service(store, password_cost=FAST_SCRYPT)
+        hooks = GatewayHooks(service, PlainPolicy(config.mqtt))
+        running, stop = start_broker(config, hooks=hooks, store=store)
+        stops.append(stop)
+        return Gateway(running, service, hooks.connector)
+
+    yield factory
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def gw(gateway_factory: Callable[..., Gateway]) -> Gateway:
+    gateway = gateway_factory()
+    gateway.call(lambda: gateway.service.addGatewayResource(alias="temp", format="number"))
+    gateway.call(lambda: gateway.service.addGatewayResource(
+        alias="config_io", format="string", settable=True))
+    return gateway
+
+
+def provision(gw: Gateway, identity: str) -> str:
+    """§3.4: anonymous CONNECT, PUBLISH $provision/<id> QoS 1, the token comes back."""
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
+        c.expect(Puback(1))
+        reply = c.recv()
+        assert isinstance(reply, Publish) and reply.topic == f"$provision/{identity}"
+        token = reply.payload.decode()
+    assert len(token) == 40 and token.isalnum()
+    return token
+
+
+def device(gw: Gateway, token: str) -> RawClient:
+    """§5.1 token mode: username empty, password = token."""
+    c = RawClient(gw.host, gw.port)
+    c.connect(username="", password=token.encode())
+    return c
+
+
+def test_provision_then_connect_with_the_token(gw: Gateway) -> None:
+    """§3.4, §5.1: the token from $provision authenticates; CONNACK 0."""
+    token = provision(gw, "dev1")
+    with device(gw, token):
+        record = gw.call(lambda: gw.service.getIdentity(identity="dev1"))
+    assert record["status"] == "provisioned"
+
+
+def test_wrong_token_is_refused_with_connack_4(gw: Gateway) -> None:
+    """§5.1: bad credentials → CONNACK 4 (clients stop retrying on 4)."""
+    provision(gw, "dev1")
+    with RawClient(gw.host, gw.port) as c:
+        c.connect(username="", password=b"x" * 40, expect_rc=4)
+        c.expect_closed()
+    assert "bad_credentials" in gw.debug_reasons()
+
+
+def test_resource_write_stored_and_mirrored_to_applications(gw: Gateway) -> None:
+    """§5.2 $resource/<alias>: reported value stored, PUBACK after, $data mirror to apps."""
+    token = provision(gw, "dev1")
+    app = gw.call(lambda: gw.service.create_app_key(name="exosense"))
+    with connected(gw.host, gw.port, "app", username=app["key"],
+                   password=app["secret"].encode()) as a, device(gw, token) as d:
+        assert a.subscribe(f"$data/{gw.cid}/+/temp", 1) == [1]
+        d.publish("$resource/temp", b"21.5", qos=1, packet_id=7)
+        d.expect(Puback(7))
+        got = a.recv()
+        assert isinstance(got, Publish)
+        assert (got.topic, got.payload) == (f"$data/{gw.cid}/dev1/temp", b"21.5")
+    state = gw.call(lambda: gw.service.getIdentityState(identity="dev1"))
+    assert state["temp"]["reported"] == 21.5
+
+
+def test_batch_write_keeps_each_timestamp(gw: Gateway) -> None:
+    """§5.2 $resource.batch: entries at their own timestamps (seconds → µs); newest wins."""
+    token = provision(gw, "dev1")
+    batch = [{"timestamp": 1_700_000_000, "values": {"temp": 1}},
+             {"timestamp": 1_700_000_060, "values": {"temp": 2}}]
+    with device(gw, token) as d:
+        d.publish("$resource.batch", json.dumps(batch).encode(), qos=1, packet_id=3)
+        d.expect(Puback(3))
+    state = gw.call(lambda: gw.service.getIdentityState(identity="dev1"))
+    assert state["temp"]["reported"] == 2
+    assert state["temp"]["timestamp"] == 1_700_000_060_000_000
+
+
+def test_set_value_pushed_without_subscribe_and_again_on_reconnect(gw: Gateway) -> None:
+    """§5.3/§5.4: $resource/<alias>/<ts_us> arrives with no SUBSCRIBE; pending values are sent
+    on every connect until the device writes the value back."""
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        gw.call(lambda: gw.service.setIdentityState(identity="dev1", config_io="on"))
+        got = d.recv()
+        assert isinstance(got, Publish) and got.qos == 1
+        alias, ts = got.topic.split("/")[1:]
+        assert alias == "config_io" and int(ts) > 1_600_000_000_000_000
+        assert got.payload == b"on"
+        d.send(Puback(got.packet_id))
+    with device(gw, token) as d:  # not acknowledged by a write: sent again
+        again = d.recv()
+        assert isinstance(again, Publish) and again.payload == b"on"
+        d.send(Puback(again.packet_id))
+        d.publish("$resource/config_io", b"on", qos=1, packet_id=2)  # the acknowledgement
+        d.expect(Puback(2))
+    with device(gw, token) as d:
+        d.expect_silence(0.3)
+
+
+def test_application_sets_a_value_and_sees_events(gw: Gateway) -> None:
+    """product.md §4: $set/<cid>/<identity>/<alias> = setIdentityState; $events carry JSON."""
+    token = provision(gw, "dev1")
+    app = gw.call(lambda: gw.service.create_app_key())
+    with connected(gw.host, gw.port, "app", username=app["key"],
+                   password=app["secret"].encode()) as a:
+        assert a.subscribe(f"$events/{gw.cid}/+/+", 0) == [0]
+        with device(gw, token) as d:
+            event = json.loads(a.recv().payload)  # type: ignore[attr-defined]
+            assert (event["type"], event["identity"]) == ("connect", "dev1")
+            a.publish(f"$set/{gw.cid}/dev1/config_io", b"42", qos=1, packet_id=5)
+            pushed = d.recv()
+            assert isinstance(pushed, Publish) and pushed.payload == b"42"
+            # §10 data_out (the value went to the device), and the PUBACK of the $set.
+            got = [a.recv(), a.recv()]
+            assert Puback(5) in got
+            events = [json.loads(p.payload) for p in got if isinstance(p, Publish)]
+            assert [(e["type"], e["payload"][0]["values"]) for e in events] == [
+                ("data_out", {"config_io": "42"})]
+        # Another connector's topics are not the application's to read.
+        assert a.subscribe("$events/someoneelse/#", 0, packet_id=2) == [0x80]
+
+
+def test_anonymous_session_may_only_provision(gw: Gateway) -> None:
+    """§3.4 step 1: any other PUBLISH before authenticating → not_authenticated, closed."""
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("dev/1/data", b"x", qos=0)
+        c.expect_closed()
+    assert gw.close_reasons("not_authenticated") == 1
+
+
+def test_presenter_identity_off_refuses_unknown_devices(gw: Gateway) -> None:
+    """§2.5/§3.2 step 4: no reply, connection closed, presenter_identity_disabled logged."""
+    gw.call(lambda: gw.service.updateGatewaySettings(
+        provisioning={"presenter_identity": False}))
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("$provision/stranger", b"", qos=1, packet_id=1)
+        c.expect_closed()
+    assert "presenter_identity_disabled" in gw.debug_reasons()
+
+
+def test_invalid_identity_format_refused(gw: Gateway) -> None:
+    """§2.3/§3.2 step 2: an identity that does not match the format → invalid_identity."""
+    gw.call(lambda: gw.service.updateGatewaySettings(identity_format={"type": "base10"}))
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("$provision/abc", b"", qos=1, packet_id=1)
+        c.expect_closed()
+    assert "invalid_identity" in gw.debug_reasons()
+
+
+def test_locked_device_is_ignored(gw: Gateway) -> None:
+    """§3.1/§5.1: a locked device's CONNECT is closed without CONNACK; locking disconnects."""
+    token = provision(gw, "dev1")
+    d = device(gw, token)
+    gw.call(lambda: gw.service.updateIdentity(identity="dev1", locked=True))
+    d.expect_closed()
+    d.close()
+    with RawClient(gw.host, gw.port) as c:
+        c.send(Connect("", True, 60, username="", password=token.encode()))
+        c.expect_closed()
+
+
+def test_qos2_from_a_device_closes_it(gw: Gateway) -> None:
+    """§5.2: QoS 2 is not supported → unsupported_qos."""
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        d.publish("$resource/temp", b"1", qos=2, packet_id=1)
+        d.expect_closed()
+    assert gw.close_reasons("unsupported_qos") == 1
+
+
+def test_second_connection_of_a_device_takes_over(gw: Gateway) -> None:
+    """§5.1 Duplicate: the older connection is closed with duplicate_connection."""
+    token = provision(gw, "dev1")
+    first = device(gw, token)
+    second = device(gw, token)
+    first.expect_closed()
+    first.close()
+    second.publish("$resource/temp", b"3", qos=1, packet_id=1)
+    second.expect(Puback(1))
+    second.close()
+    assert gw.close_reasons("duplicate_connection") == 1
+
+
+def test_invalid_value_is_acknowledged_not_stored(gw: Gateway) -> None:
+    """§4.3: a value that is not a number for a number resource: not stored, invalid_value."""
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        d.publish("$resource/temp", b"warm", qos=1, packet_id=1)
+        d.expect(Puback(1))
+    state = gw.call(lambda: gw.service.getIdentityState(identity="dev1"))
+    assert state.get("temp", {}).get("reported") is None
+    assert "invalid_value" in gw.debug_reasons()
+
+
+def test_unknown_dollar_topic_dropped_with_invalid_topic(gw: Gateway) -> None:
+    """§5.2: other $ topics are rejected (QoS 1 still acknowledged)."""
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        d.publish("$weird/thing", b"1", qos=1, packet_id=1)
+        d.expect(Puback(1))
+    assert "invalid_topic" in gw.debug_reasons()
+
+
+def test_device_subscribe_rules(gw: Gateway) -> None:
+    """§5.3: $resource/# and $provision/# granted at most QoS 1; others 0x80."""
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        d.send(Subscribe(1, [("$resource/#", 2), ("$provision/#", 0), ("other/#", 1)]))
+        got = d.recv()
+        assert got.return_codes == [1, 0, 0x80]  # type: ignore[attr-defined]
+
+
+def test_paho_device_provisions_writes_and_receives_a_set(gw: Gateway) -> None:
+    """An independent client as the device: provisioning reply, token login, write, push."""
+    got: list[tuple[str, bytes]] = []
+    dev = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="")
+    dev.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    dev.connect(gw.host, gw.port)
+    dev.loop_start()
+    try:
+        dev.publish("$provision/pahodev", b"", qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got and got[0][0] == "$provision/pahodev"
+        token = got[0][1].decode()
+    finally:
+        dev.loop_stop()
+        dev.disconnect()
+    got.clear()
+    dev = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="")
+    dev.username_pw_set("", token)
+    dev.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    dev.connect(gw.host, gw.port)
+    dev.loop_start()
+    try:
+        dev.publish("$resource/temp", b"7", qos=1).wait_for_publish(5)
+        gw.call(lambda: gw.service.setIdentityState(identity="pahodev", config_io="go"))
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got and got[0][0].startswith("$resource/config_io/") and got[0][1] == b"go"
+    finally:
+        dev.loop_stop()
+        dev.disconnect()
+    state = gw.call(lambda: gw.service.getIdentityState(identity="pahodev"))
+    assert state["temp"]["reported"] == 7

@@ -10,13 +10,16 @@ from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
 from broker.security.policy import PlainPolicy
 from broker.storage import Store
+from broker.storage.commit import DrainedStore, GroupCommitter
 
 
-def gateway_hooks(config: Config) -> Callable[[Store], GatewayHooks]:
-    """A hooks factory for ``Server``: called with the opened store."""
+def gateway_hooks(config: Config) -> Callable[[Store, GroupCommitter], GatewayHooks]:
+    """A hooks factory for ``Server``, called with the opened store and its committer. Device
+    writes are grouped by the committer; the service's other operations see the store drained
+    of them first, so they never miss or overwrite a device write still being committed."""
 
-    def make(store: Store) -> GatewayHooks:
-        service = Device2Service(store, domain=config.server.domain)
+    def make(store: Store, committer: GroupCommitter) -> GatewayHooks:
+        service = Device2Service(DrainedStore(store, committer), domain=config.server.domain)
         return GatewayHooks(service, PlainPolicy(config.mqtt))
 
     return make

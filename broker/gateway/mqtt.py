@@ -12,9 +12,8 @@ Who a connection is, decided at CONNECT and kept in ``client.attrs["realm"]``:
   and ``$set/<cid>/<identity>/<alias>`` publishes for its own connector, ordinary topics too.
 - ``plain``: anything else goes to the plain-broker policy (password file, ACL).
 
-Device writes are stored synchronously by the service (one committed, per ``storage.sync``
-fsync'd write transaction each) before the PUBACK leaves. Grouping them into one commit per loop
-turn is the next step (see the issue note).
+Device writes go through the broker's group committer: every write of a loop turn lands in one
+transaction (fsync'd per ``storage.sync``), then their PUBACKs leave, in order.
 """
 
 from __future__ import annotations
@@ -158,15 +157,28 @@ class GatewayHooks:
         if entries is None:
             return HANDLED
         attrs = client.attrs
-        try:
-            self.service.write_values(
-                identity=attrs["identity"], entries=entries, ip=client.peer[0], protocol="mqtt",
-                connection_id=client.connection_id, connector_id=attrs["connector"])
-        except ServiceError as error:
-            client.broker.debug(client, error.code, error.message)
+        committer = client.broker.committer
+        if committer is None:  # a broker without group commit: one transaction per write
+            try:
+                self.service.write_values(
+                    identity=attrs["identity"], entries=entries, ip=client.peer[0],
+                    protocol="mqtt", connection_id=client.connection_id,
+                    connector_id=attrs["connector"])
+            except ServiceError as error:
+                client.broker.debug(client, error.code, error.message)
+                return HANDLED
+            self._mirror_data(attrs["connector"], attrs["identity"], entries)
             return HANDLED
-        self._mirror_data(attrs["connector"], attrs["identity"], entries)
-        return HANDLED
+        # Grouped with the loop turn's other writes; the PUBACK follows the commit, in order
+        # with the client's other acknowledgements (the core's acks_waiting).
+        done = _WriteStored(self, client, packet if packet.qos else None, entries)
+        if packet.qos:
+            client.acks_waiting += 1
+        self.service.submit_values(
+            committer.submit, done, identity=attrs["identity"], entries=entries,
+            ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
+            connector_id=attrs["connector"])
+        return DEFERRED
 
     def _entries(self, client: Connection, topic: str,
                  payload: bytes) -> list[tuple[object, dict[str, Any]]] | None:
@@ -316,6 +328,31 @@ class GatewayHooks:
             timestamp=self.service.clock(), ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id)
         self.service.emit(attrs["connector"], event)
+
+
+class _WriteStored:
+    """A device write is committed: a refusal goes to the debug log, the values to ``$data``
+    subscribers, then the PUBACK (QoS 1). ``conn`` lets a failed commit close the device."""
+
+    __slots__ = ("hooks", "conn", "packet", "entries")
+
+    def __init__(self, hooks: GatewayHooks, conn: Connection, packet: Publish | None,
+                 entries: list[tuple[object, dict[str, Any]]]) -> None:
+        self.hooks = hooks
+        self.conn = conn
+        self.packet = packet
+        self.entries = entries
+
+    def __call__(self, error: ServiceError | None) -> None:
+        conn = self.conn
+        attrs = conn.attrs
+        if error is not None:
+            conn.broker.debug(conn, error.code, error.message)
+        else:
+            self.hooks._mirror_data(attrs["connector"], attrs["identity"], self.entries)
+        if self.packet is not None:
+            conn.acks_waiting -= 1
+            conn.complete(self.packet)
 
 
 def _text(data: bytes | None) -> str | None:

@@ -22,6 +22,7 @@ import inspect
 import io
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.gateway import credentials, events, identities, tables, tags
@@ -755,34 +756,67 @@ class Device2Service:
         (``invalid_value``) and still reach the ``data_in`` event raw (§4.3)."""
         c = self._connector(connector_id)
         now = self.clock()
+        with self.store.write() as txn:
+            write = self._device_write(txn, c, identity, entries, now, ip)
+        self._written(c, identity, write, now, ip, protocol, connection_id)
+        return {"accepted": write.accepted, "invalid": write.invalid}
+
+    def submit_values(self, submit: Callable[[Callable[[WriteTxn], None], Callable[[], None]],
+                                             None],
+                      done: Callable[[ServiceError | None], None], *, identity: str,
+                      entries: list[tuple[object, Mapping[str, Any]]], ip: str | None = None,
+                      protocol: str | None = None, connection_id: str | None = None,
+                      connector_id: str | None = None) -> None:
+        """``write_values`` grouped with the loop turn's other writes: ``submit(write, after)``
+        is a group committer's. The write runs in that turn's transaction; ``done`` is called
+        once it is committed, with the ServiceError if this device's write was refused (a
+        refusal never fails the other writes of the batch). A ``done`` with a ``conn``
+        attribute has that connection closed if the commit fails."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        after = _AfterWrite(self, c, identity, now, ip, protocol, connection_id, done)
+
+        def write(txn: WriteTxn) -> None:
+            try:
+                after.result = self._device_write(txn, c, identity, entries, now, ip)
+            except ServiceError as error:
+                after.result = error
+
+        submit(write, after)
+
+    def _device_write(self, txn: WriteTxn, c: Mapping[str, Any], identity: str,
+                      entries: list[tuple[object, Mapping[str, Any]]], now: int,
+                      ip: str | None) -> _DeviceWrite:
         resources = c["settings"]["resources"]
         timed = [(batch_timestamp_us(ts, now), values) for ts, values in entries]
-        accepted: dict[str, Value] = {}
-        invalid: dict[str, str] = {}
-        payload: list[tuple[int, dict[str, Any]]] = []
-        with self.store.write() as txn:
-            record = identities.require(txn, c["id"], identity)
-            state = state_mod.load(txn, c["id"], identity)
-            for ts, values in sorted(timed, key=lambda e: e[0]):
-                ok, bad = state_mod.device_write(state, resources, values, ts)
-                accepted.update(ok)
-                invalid.update({a: e.message for a, e in bad.items()})
-                payload.append((ts, {a: ok.get(a, v) for a, v in values.items()}))
-            state_mod.save(txn, c["id"], identity, state)
-            record["lastseen"] = now
-            if ip:
-                record["lastip"] = ip
-            identities.save(txn, c["id"], record)
+        write = _DeviceWrite()
+        record = identities.require(txn, c["id"], identity)
+        state = state_mod.load(txn, c["id"], identity)
+        for ts, values in sorted(timed, key=lambda e: e[0]):
+            ok, bad = state_mod.device_write(state, resources, values, ts)
+            write.accepted.update(ok)
+            write.invalid.update({a: e.message for a, e in bad.items()})
+            write.payload.append((ts, {a: ok.get(a, v) for a, v in values.items()}))
+        state_mod.save(txn, c["id"], identity, state)
+        record["lastseen"] = now
+        if ip:
+            record["lastip"] = ip
+        identities.save(txn, c["id"], record)
+        write.tags = record["tags"]
+        return write
+
+    def _written(self, c: Mapping[str, Any], identity: str, write: _DeviceWrite, now: int,
+                 ip: str | None, protocol: str | None, connection_id: str | None) -> None:
+        """After a device write is stored: the logs and the ``data_in`` event."""
         ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
         logs = self.logs[c["id"]]
-        for alias, message in invalid.items():
+        for alias, message in write.invalid.items():
             logs.debug(now, "invalid_value", identity=identity, detail=f"{alias}: {message}",
                        **ctx)
         logs.event(now, "data_in", identity=identity, detail=sorted(
-            {a for _, v in payload for a in v}), **ctx)
-        self._emit(c, events.data_in(identity, payload, timestamp=now, tags=record["tags"],
+            {a for _, v in write.payload for a in v}), **ctx)
+        self._emit(c, events.data_in(identity, write.payload, timestamp=now, tags=write.tags,
                                      **ctx))
-        return {"accepted": accepted, "invalid": invalid}
 
     def read_values(self, *, identity: str, aliases: list[str],
                     connector_id: str | None = None) -> dict[str, Value]:
@@ -812,6 +846,47 @@ class Device2Service:
 
 
 _tags_mod = tags
+
+
+class _AfterWrite:
+    """Runs once a grouped device write is committed: its logs and event, then ``done``. It
+    carries ``done``'s ``conn`` (if any), so a failed commit closes that connection."""
+
+    __slots__ = ("service", "connector", "identity", "now", "ip", "protocol", "connection_id",
+                 "done", "conn", "result")
+
+    def __init__(self, service: Device2Service, connector: Mapping[str, Any], identity: str,
+                 now: int, ip: str | None, protocol: str | None, connection_id: str | None,
+                 done: Callable[[ServiceError | None], None]) -> None:
+        self.service = service
+        self.connector = connector
+        self.identity = identity
+        self.now = now
+        self.ip = ip
+        self.protocol = protocol
+        self.connection_id = connection_id
+        self.done = done
+        self.conn = getattr(done, "conn", None)
+        self.result: _DeviceWrite | ServiceError | None = None
+
+    def __call__(self) -> None:
+        result = self.result
+        if isinstance(result, _DeviceWrite):
+            self.service._written(self.connector, self.identity, result, self.now, self.ip,
+                                  self.protocol, self.connection_id)
+            self.done(None)
+        else:
+            self.done(result)
+
+
+@dataclass
+class _DeviceWrite:
+    """What one device write did (for its logs and event)."""
+
+    accepted: dict[str, Value] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+    payload: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    tags: list[dict[str, str]] = field(default_factory=list)
 
 
 def identities_exists(txn: ReadTxn, cid: str, identity: str) -> bool:

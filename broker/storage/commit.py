@@ -22,9 +22,10 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
-from broker.storage import Store, WriteTxn
+from broker.storage import ReadTxn, Store, WriteTxn
 from broker.storage.lmdb_store import LmdbWriteTxn
 
 log = logging.getLogger("fleetgate.storage")
@@ -109,6 +110,11 @@ class GroupCommitter:
         self.failures = 0
         self._threadsafe = call_soon_threadsafe
         self._inflight: deque[_Batch] = deque()  # handed to the writer, not yet completed
+        # Batches handed to the writer and batches it has finished (committed or failed),
+        # for drain(); the writer counts under the condition.
+        self._handed = 0
+        self._finished = 0
+        self._finished_cond = threading.Condition()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if call_soon_threadsafe is not None:
@@ -178,7 +184,22 @@ class GroupCommitter:
             return
         batch = _Batch(txn.pending, dones)
         self._inflight.append(batch)
+        self._handed += 1
         self._queue.put(batch)
+
+    def drain(self) -> None:
+        """Commit everything submitted so far before returning.
+
+        For synchronous code beside the group-committed writes (the Device2 service's admin
+        operations): its transaction must neither miss nor overwrite a batch still on its way
+        to the store. Costs nothing when nothing is pending; otherwise it blocks the loop for
+        the commits in flight (their acknowledgements still run later, on the loop)."""
+        self.end_turn()
+        if self._thread is None:
+            return
+        with self._finished_cond:
+            while self._finished < self._handed:
+                self._finished_cond.wait()
 
     def _commit_inline(self, entries: list[Any], dones: list[Done]) -> None:
         if entries:
@@ -239,6 +260,9 @@ class GroupCommitter:
                     error = exc
                 assert self._threadsafe is not None
                 self._threadsafe(self._completed, batches, len(ops), error)
+                with self._finished_cond:
+                    self._finished += len(batches)
+                    self._finished_cond.notify_all()
             if stop:
                 return
 
@@ -269,6 +293,30 @@ class GroupCommitter:
             if self._thread.is_alive():
                 log.error("the store writer did not finish within %.0f s", timeout)
             self._thread = None
+
+
+class DrainedStore:
+    """A store seen through a group committer: every transaction first drains the committer,
+    so synchronous readers and writers see, and never overwrite, the writes of earlier turns
+    that are still on their way to the store."""
+
+    def __init__(self, store: Store, committer: GroupCommitter) -> None:
+        self._store = store
+        self._committer = committer
+
+    def read(self) -> AbstractContextManager[ReadTxn]:
+        self._committer.drain()
+        return self._store.read()
+
+    def write(self) -> AbstractContextManager[WriteTxn]:
+        self._committer.drain()
+        return self._store.write()
+
+    def flush(self) -> None:
+        self._store.flush()
+
+    def close(self) -> None:
+        self._store.close()
 
 
 def _replay(entries: list[Any], txn: WriteTxn) -> None:

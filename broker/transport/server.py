@@ -37,12 +37,13 @@ from broker.transport.protocol import MqttProtocol
 log = logging.getLogger("fleetgate")
 
 
-HooksFactory = Callable[[Store], BrokerHooks]
+HooksFactory = Callable[[Store, GroupCommitter], BrokerHooks]
 
 
 class Server:
-    """``hooks`` (or ``hooks_factory``, called with the opened store: the gateway's service
-    lives on it) decide what clients may do; the plain-broker policy when neither is given."""
+    """``hooks`` (or ``hooks_factory``, called with the opened store and its group committer:
+    the gateway's service lives on them) decide what clients may do; the plain-broker policy
+    when neither is given."""
 
     def __init__(self, config: Config, hooks: BrokerHooks | None = None,
                  store: Store | None = None, hooks_factory: HooksFactory | None = None) -> None:
@@ -79,7 +80,8 @@ class Server:
             call_soon_threadsafe=loop.call_soon_threadsafe if threaded else None)
         if self.hooks is None:
             factory = self.hooks_factory
-            self.hooks = factory(self.store) if factory else PlainPolicy(self.config.mqtt)
+            self.hooks = (factory(self.store, self.committer) if factory
+                          else PlainPolicy(self.config.mqtt))
         self.broker = Broker(self.config, self.hooks, self.store, loop.call_soon, self.committer)
         self.hooks.attach(self.broker)
         if storage.sync == "batch":

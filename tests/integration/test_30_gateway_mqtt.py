@@ -18,7 +18,8 @@ from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
 from broker.mqtt.packets import Connect, Puback, Publish, Subscribe
 from broker.security.policy import PlainPolicy
-from broker.storage.lmdb_store import LmdbStore
+from broker.storage import Store
+from broker.storage.commit import DrainedStore, GroupCommitter
 from tests.conftest import RunningBroker, make_config, start_broker
 from tests.rawclient import RawClient, connected
 
@@ -56,12 +57,17 @@ def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     def factory(**mqtt: Any) -> Gateway:
         mqtt.setdefault("allow_anonymous", False)
         config = make_config(tmp_path / f"gw{len(stops)}", **mqtt)
-        store = LmdbStore(tmp_path / f"lmdb{len(stops)}", sync="none")
-        service = Device2Service(store, password_cost=FAST_SCRYPT)
-        hooks = GatewayHooks(service, PlainPolicy(config.mqtt))
-        running, stop = start_broker(config, hooks=hooks, store=store)
+
+        def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
+            # As broker.gateway.app wires it, with a cheaper scrypt for the tests.
+            service = Device2Service(DrainedStore(store, committer), password_cost=FAST_SCRYPT)
+            return GatewayHooks(service, PlainPolicy(config.mqtt))
+
+        running, stop = start_broker(config, hooks_factory=hooks)  # LMDB, sync=always
         stops.append(stop)
-        return Gateway(running, service, hooks.connector)
+        gateway = running.server.hooks
+        assert isinstance(gateway, GatewayHooks)
+        return Gateway(running, gateway.service, gateway.connector)
 
     yield factory
     for stop in reversed(stops):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from broker.storage import WriteTxn
-from broker.storage.commit import GroupCommitter
+from broker.storage.commit import DrainedStore, GroupCommitter
 from broker.storage.lmdb_store import LmdbStore
 from broker.storage.memory_store import MemoryStore
 
@@ -245,4 +245,46 @@ def test_close_commits_the_current_turn(tmp_path: Path, loop: asyncio.AbstractEv
     committer.put("t", b"k", b"v")
     committer.close()
     assert value(store, "t", b"k") == b"v"
+    store.close()
+
+
+def test_drained_store_sees_and_keeps_writes_still_being_committed(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A synchronous transaction beside grouped writes (the Device2 service's admin operations)
+    first drains the committer: it reads the pending write and cannot overwrite it."""
+    store = FlakyStore(tmp_path / "lmdb")
+    committer = threaded(store, loop)
+    drained = DrainedStore(store, committer)
+
+    async def main() -> None:
+        store.gate = threading.Event()  # the writer thread holds the commit...
+        committer.put("t", b"k", b"device")
+        committer.end_turn()
+        assert value(store, "t", b"k") is None  # ...so the store alone does not have it yet
+        threading.Timer(0.05, store.gate.set).start()
+        with drained.read() as txn:  # waits for the commit in flight
+            assert txn.get("t", b"k") == b"device"
+        committer.put("t", b"k2", b"later")  # not even handed to the writer yet
+        with drained.write() as txn:
+            assert txn.get("t", b"k2") == b"later"
+            txn.put("t", b"admin", b"x")
+        await until(lambda: committer.idle)
+
+    loop.run_until_complete(main())
+    assert (value(store, "t", b"k"), value(store, "t", b"k2"), value(store, "t", b"admin")) == (
+        b"device", b"later", b"x")
+    committer.close()
+    store.close()
+
+
+def test_drain_is_free_when_nothing_is_pending(tmp_path: Path) -> None:
+    store = LmdbStore(tmp_path / "lmdb", sync="none")
+    turns = Turns()
+    committer = GroupCommitter(store, turns)
+    committer.drain()
+    assert store.commits == 0
+    committer.put("t", b"k", b"v")
+    committer.drain()  # inline: commits this turn's writes at once
+    assert value(store, "t", b"k") == b"v" and store.commits == 1
     store.close()

@@ -42,6 +42,8 @@ DEFERRED = PublishDecision.DEFERRED
 DENIED = PublishDecision.DENIED
 
 DEVICE_FILTERS = ("$resource/#", "$resource/+/+", "$provision/#")
+# Topics of the gateway's own: only devices and applications of a connector may use them.
+GATEWAY_TOPICS = ("$resource", "$provision", "$data/", "$events/", "$set/")
 # CONNACK for a refused device (§5.1): 4 stops real clients from retrying; locked is ignored.
 REFUSAL_CODES = {"bad_credentials": c.CONNACK_BAD_CREDENTIALS, "locked": -1}
 
@@ -140,6 +142,9 @@ class GatewayHooks:
             return self._provision_publish(client, packet)
         if realm == "app":
             return self._app_publish(client, packet)
+        if packet.topic.startswith(GATEWAY_TOPICS):
+            client.broker.debug(client, "not_authorized", f"PUBLISH to {packet.topic!r}")
+            return DENIED
         return self.plain.on_publish(client, packet)
 
     def _device_publish(self, client: Connection, packet: Publish) -> PublishDecision:
@@ -210,7 +215,10 @@ class GatewayHooks:
         topic = packet.topic
         attrs = client.attrs
         if not topic.startswith("$provision/"):
-            if self.plain.allow_anonymous:
+            if self.plain.allow_anonymous:  # an anonymous plain MQTT client
+                if topic.startswith(GATEWAY_TOPICS):
+                    client.broker.debug(client, "not_authorized", f"PUBLISH to {topic!r}")
+                    return DENIED
                 return self.plain.on_publish(client, packet)
             client.close("not_authenticated", f"PUBLISH to {topic!r} before authenticating")
             return DEFERRED
@@ -255,7 +263,7 @@ class GatewayHooks:
                 topic_filter.startswith("$resource/") and topic_filter.count("/") == 1
                 and "+" not in topic_filter and "#" not in topic_filter)
             if realm == "provision":
-                if self.plain.allow_anonymous and not topic_filter.startswith("$provision/"):
+                if self.plain.allow_anonymous and not topic_filter.startswith(GATEWAY_TOPICS):
                     return self.plain.authorize_subscribe(client, topic_filter, qos)
                 allowed = topic_filter.startswith("$provision/")
             return min(qos, 1) if allowed else c.SUBACK_FAILURE
@@ -267,6 +275,8 @@ class GatewayHooks:
             if topic_filter.startswith("$"):
                 return c.SUBACK_FAILURE
             return qos
+        if topic_filter.startswith(GATEWAY_TOPICS):
+            return c.SUBACK_FAILURE  # device data is for the connector's applications only
         return self.plain.authorize_subscribe(client, topic_filter, qos)
 
     def authorize_will(self, client: Connection, topic: str, qos: int, retain: bool) -> bool:

@@ -322,3 +322,20 @@ def test_paho_device_provisions_writes_and_receives_a_set(gw: Gateway) -> None:
         dev.disconnect()
     state = gw.call(lambda: gw.service.getIdentityState(identity="pahodev"))
     assert state["temp"]["reported"] == 7
+
+
+def test_plain_clients_cannot_read_or_forge_device_data(
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    """Even with allow_anonymous, $data/$events/$set belong to the connector's applications: an
+    anonymous subscription is refused (0x80), an anonymous $events PUBLISH is dropped."""
+    gw = gateway_factory(allow_anonymous=True)
+    with connected(gw.host, gw.port, "nosy") as c:
+        assert c.subscribe(f"$events/{gw.cid}/#", 0) == [0x80]
+        assert c.subscribe(f"$data/{gw.cid}/+/+", 0, packet_id=2) == [0x80]
+        assert c.subscribe("plain/#", 0, packet_id=3) == [0]
+        c.publish(f"$events/{gw.cid}/dev1/connect", b"{}", qos=1, packet_id=4)
+        c.expect(Puback(4))  # acknowledged (3.1.1 has no negative ack), not delivered
+        c.publish("plain/x", b"ok", qos=0)
+        got = c.recv()
+        assert isinstance(got, Publish) and got.topic == "plain/x"

@@ -339,3 +339,53 @@ def test_plain_clients_cannot_read_or_forge_device_data(
         c.publish("plain/x", b"ok", qos=0)
         got = c.recv()
         assert isinstance(got, Publish) and got.topic == "plain/x"
+
+
+def test_first_provisioning_from_an_address_not_whitelisted(gw: Gateway) -> None:
+    """§2.6/§3.2 step 5: with IP whitelisting on, first provisioning only from listed
+    addresses (the test client is 127.0.0.1): refused with ip_not_allowed, nothing stored."""
+    gw.call(lambda: gw.service.updateGatewaySettings(
+        provisioning={"ip_whitelisting": {"enabled": True, "allowed": ["10.0.0.0/8"]}}))
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("$provision/dev9", b"", qos=1, packet_id=1)
+        c.expect_closed()
+    assert "ip_not_allowed" in gw.debug_reasons()
+    assert gw.call(lambda: gw.service.countIdentities())["total"] == 0
+
+
+def test_reprovision_needs_the_old_token(gw: Gateway) -> None:
+    """§3.2 step 6: an anonymous $provision for a provisioned device is refused
+    (not_authenticated); over a connection authenticated with the old token it rotates it."""
+    token = provision(gw, "dev1")
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("$provision/dev1", b"", qos=1, packet_id=1)
+        c.expect_closed()
+    assert "not_authenticated" in gw.debug_reasons()
+    with device(gw, token) as d:
+        d.publish("$provision/dev1", b"", qos=1, packet_id=2)
+        d.expect(Puback(2))
+        reply = d.recv()
+        assert isinstance(reply, Publish) and reply.topic == "$provision/dev1"
+        new_token = reply.payload.decode()
+    assert len(new_token) == 40 and new_token != token
+    with device(gw, new_token):
+        pass
+    with RawClient(gw.host, gw.port) as c:
+        c.connect(username="", password=token.encode(), expect_rc=4)
+
+
+def test_oversize_value_is_refused_and_not_stored(gw: Gateway) -> None:
+    """§4.1/§5.5: a value over 1 MiB is not stored (invalid_value), the write is still
+    acknowledged and the connection stays up."""
+    token = provision(gw, "dev1")
+    gw.call(lambda: gw.service.addGatewayResource(alias="blob", format="string"))
+    with device(gw, token) as d:
+        d.publish("$resource/blob", b"x" * (1_048_576 + 1), qos=1, packet_id=1)
+        d.expect(Puback(1))
+        d.publish("$resource/blob", b"small", qos=1, packet_id=2)
+        d.expect(Puback(2))
+    state = gw.call(lambda: gw.service.getIdentityState(identity="dev1"))
+    assert state["blob"]["reported"] == "small"
+    assert "invalid_value" in gw.debug_reasons()

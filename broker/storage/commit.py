@@ -21,19 +21,17 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from broker.storage import ReadTxn, Store, WriteTxn
-from broker.storage.lmdb_store import LmdbWriteTxn
+from broker.storage.overlay import Ops, OverlayTxn
 
 log = logging.getLogger("fleetgate.storage")
 
 Write = Callable[[WriteTxn], None]
 Done = Callable[[], None]
-Ops = dict[tuple[str, bytes], bytes | None]  # None: delete
-_MISSING = object()
 _STOP = object()
 
 
@@ -45,45 +43,19 @@ class _Batch:
         self.dones = dones
 
 
-class _RecordingTxn:
+def _recording_txn(store: Store, layers: list[Ops]) -> OverlayTxn:
     """A write transaction that records its writes (for the writer thread) and reads through
     the batches still in flight to the committed store, so it sees every earlier write."""
 
-    def __init__(self, store: Store, overlays: list[Ops]) -> None:
-        self._store = store
-        self._overlays = overlays
-        self.pending: Ops = {}
+    def get(table: str, key: bytes) -> bytes | None:
+        with store.read() as txn:
+            return txn.get(table, key)
 
-    def get(self, table: str, key: bytes) -> bytes | None:
-        value = self.pending.get((table, key), _MISSING)
-        for overlay in reversed(self._overlays):
-            if value is not _MISSING:
-                break
-            value = overlay.get((table, key), _MISSING)
-        if value is _MISSING:
-            with self._store.read() as txn:
-                return txn.get(table, key)
-        return value  # type: ignore[return-value]
+    def scan(table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        with store.read() as txn:
+            return list(txn.scan(table, prefix))
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        with self._store.read() as txn:
-            merged = dict(txn.scan(table, prefix))
-        for layer in (*self._overlays, self.pending):
-            for (t, key), value in layer.items():
-                if t == table and key.startswith(prefix):
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-        yield from sorted(merged.items())
-
-    def put(self, table: str, key: bytes, value: bytes) -> None:
-        self.pending[(table, bytes(key))] = bytes(value)
-
-    def delete(self, table: str, key: bytes) -> bool:
-        existed = self.get(table, key) is not None
-        self.pending[(table, bytes(key))] = None
-        return existed
+    return OverlayTxn(get, scan, layers)
 
 
 class GroupCommitter:
@@ -176,7 +148,7 @@ class GroupCommitter:
         if not entries and not self._inflight:
             self._run(dones)
             return
-        txn = _RecordingTxn(self.store, [batch.ops for batch in self._inflight])
+        txn = _recording_txn(self.store, [batch.ops for batch in self._inflight])
         try:
             _replay(entries, txn)
         except Exception as error:
@@ -322,7 +294,7 @@ class DrainedStore:
 def _replay(entries: list[Any], txn: WriteTxn) -> None:
     # Transactions that buffer ops in this shape take put/delete entries as they are: a delete
     # through the API would first read the key to report whether it existed.
-    ops: Ops | None = txn.pending if isinstance(txn, _RecordingTxn | LmdbWriteTxn) else None
+    ops: Ops | None = txn.pending if isinstance(txn, OverlayTxn) else None
     for entry in entries:
         if type(entry) is tuple:
             table, key, value = entry

@@ -23,12 +23,13 @@ from typing import Any
 
 import lmdb
 
+from broker.storage.overlay import OverlayTxn
+
 log = logging.getLogger("fleetgate.storage")
 
 SYNC_MODES = ("always", "batch", "none")
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 MAX_TABLES = 64
-_MISSING = object()
 
 
 class LmdbReadTxn:
@@ -65,13 +66,14 @@ class LmdbReadTxn:
                 yield key, value
 
 
-class LmdbWriteTxn:
+class LmdbWriteTxn(OverlayTxn):
     """Buffered writes over a lazily opened read transaction (closed before the commit)."""
 
     def __init__(self, store: LmdbStore) -> None:
+        super().__init__(lambda t, k: self._read().get(t, k),
+                         lambda t, p: self._read().scan(t, p))
         self._store = store
         self._reader: Any = None
-        self.pending: dict[tuple[str, bytes], bytes | None] = {}  # None: deleted
 
     def _read(self) -> LmdbReadTxn:
         if self._reader is None:
@@ -83,30 +85,6 @@ class LmdbWriteTxn:
             self._reader.abort()
             self._reader = None
             self._store._resize_lock.release()
-
-    def get(self, table: str, key: bytes) -> bytes | None:
-        value = self.pending.get((table, key), _MISSING)
-        if value is _MISSING:
-            return self._read().get(table, key)
-        return value  # type: ignore[return-value]
-
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        merged = dict(self._read().scan(table, prefix))
-        for (t, key), value in self.pending.items():
-            if t == table and key.startswith(prefix):
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-        yield from sorted(merged.items())
-
-    def put(self, table: str, key: bytes, value: bytes) -> None:
-        self.pending[(table, bytes(key))] = bytes(value)
-
-    def delete(self, table: str, key: bytes) -> bool:
-        existed = self.get(table, key) is not None
-        self.pending[(table, bytes(key))] = None
-        return existed
 
 
 class LmdbStore:

@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_DELETED = object()
+from broker.storage.overlay import OverlayTxn
 
 
 class _Table:
@@ -41,47 +41,22 @@ class MemoryReadTxn:
             i += 1
 
 
-class MemoryWriteTxn(MemoryReadTxn):
+class MemoryWriteTxn(OverlayTxn):
     def __init__(self, tables: dict[str, _Table]) -> None:
-        super().__init__(tables)
-        self.pending: dict[tuple[str, bytes], object] = {}
-
-    def get(self, table: str, key: bytes) -> bytes | None:
-        value = self.pending.get((table, key))
-        if value is _DELETED:
-            return None
-        if value is not None:
-            return value  # type: ignore[return-value]
-        return super().get(table, key)
-
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        merged = dict(super().scan(table, prefix))
-        for (t, key), value in self.pending.items():
-            if t == table and key.startswith(prefix):
-                if value is _DELETED:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value  # type: ignore[assignment]
-        yield from sorted(merged.items())
-
-    def put(self, table: str, key: bytes, value: bytes) -> None:
-        self.pending[(table, bytes(key))] = bytes(value)
-
-    def delete(self, table: str, key: bytes) -> bool:
-        existed = self.get(table, key) is not None
-        self.pending[(table, bytes(key))] = _DELETED
-        return existed
+        base = MemoryReadTxn(tables)
+        super().__init__(base.get, base.scan)
+        self._tables = tables
 
     def commit(self) -> None:
         for (table, key), value in self.pending.items():
             t = self._tables.setdefault(table, _Table())
-            if value is _DELETED:
+            if value is None:
                 if t.values.pop(key, None) is not None:
                     t.keys.pop(bisect.bisect_left(t.keys, key))
             else:
                 if key not in t.values:
                     bisect.insort(t.keys, key)
-                t.values[key] = value  # type: ignore[assignment]
+                t.values[key] = value
 
 
 class MemoryStore:

@@ -107,6 +107,7 @@ class GatewayHooks:
             return
         key = (attrs["connector"], attrs["identity"])
         self.devices[key] = client
+        attrs["will"] = client.will  # the core drops it before on_disconnect
         pending = self.service.device_connected(
             identity=key[1], ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id, connector_id=key[0])
@@ -120,6 +121,10 @@ class GatewayHooks:
         key = (attrs["connector"], attrs["identity"])
         if self.devices.get(key) is client:
             del self.devices[key]
+        will = attrs.get("will")
+        if will is not None and reason not in ("normal", "server_shutdown"):
+            # §5.1: a device's Will is delivered (by the core) and becomes a `publish` event.
+            self._publish_event(client, will.topic, will.payload)
         self.service.device_disconnected(
             identity=key[1], reason=reason, ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id, connector_id=key[0])

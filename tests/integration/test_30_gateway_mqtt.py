@@ -389,3 +389,24 @@ def test_oversize_value_is_refused_and_not_stored(gw: Gateway) -> None:
     state = gw.call(lambda: gw.service.getIdentityState(identity="dev1"))
     assert state["blob"]["reported"] == "small"
     assert "invalid_value" in gw.debug_reasons()
+
+
+def test_device_will_is_delivered_and_becomes_a_publish_event(gw: Gateway) -> None:
+    """§5.1 Will: delivered to subscribers and emitted as a `publish` event; not after
+    DISCONNECT."""
+    token = provision(gw, "dev1")
+    app = gw.call(lambda: gw.service.create_app_key())
+    with connected(gw.host, gw.port, "app", username=app["key"],
+                   password=app["secret"].encode()) as a:
+        assert a.subscribe(f"$events/{gw.cid}/dev1/publish", 0) == [0]
+        assert a.subscribe("status/dev1", 0, packet_id=2) == [0]
+        d = RawClient(gw.host, gw.port)
+        d.connect(username="", password=token.encode(), will_topic="status/dev1",
+                  will_payload=b"offline")
+        d.close()  # abruptly: no DISCONNECT
+        got = [a.recv(), a.recv()]
+        topics = sorted(p.topic for p in got if isinstance(p, Publish))
+        assert topics == [f"$events/{gw.cid}/dev1/publish", "status/dev1"]
+        event = next(json.loads(p.payload) for p in got
+                     if isinstance(p, Publish) and p.topic.startswith("$events"))
+        assert event["payload"] == {"topic": "status/dev1", "payload": "offline"}

@@ -31,6 +31,12 @@ DEBUG_REASONS = frozenset({
     "invalid_identity", "locked", "ip_not_allowed", "expired", "bad_credentials", "missing_sni",
     "tls_error", "invalid_topic", "invalid_value", "unsupported_qos", "message_too_large",
     "provision_disabled",
+    # an application's $set the service refused (unknown identity, resource not settable),
+    # or a device write to an identity removed meanwhile: the ServiceError code
+    "not_found", "not_settable",
+    # an administrator closed the device (updateIdentity revoke / new credentials,
+    # removeIdentity; a lock closes with "locked")
+    "reprovision", "credentials_changed", "deleted",
     # the broker core's close and refusal reasons (docs/mqtt.md), for connections of a connector
     "protocol_error", "not_authorized", "identifier_rejected", "server_unavailable",
     "max_connections", "server_shutdown", "storage_error", "refused",

@@ -68,6 +68,14 @@ class GatewayHooks:
     # -- CONNECT ----------------------------------------------------------------------
 
     def authenticate(self, client: Connection, packet: Connect) -> int:
+        code = self._authenticate(client, packet)
+        if (code == c.CONNACK_ACCEPTED and client.attrs.get("realm") != "device"
+                and packet.client_id.startswith(f"{self.connector}.")):
+            # Devices' client ids (<connector>.<identity>): nobody else may take one over.
+            return c.CONNACK_IDENTIFIER_REJECTED
+        return code
+
+    def _authenticate(self, client: Connection, packet: Connect) -> int:
         cid = self.connector
         attrs = client.attrs
         username = packet.username or ""

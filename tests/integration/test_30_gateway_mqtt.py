@@ -410,3 +410,44 @@ def test_device_will_is_delivered_and_becomes_a_publish_event(gw: Gateway) -> No
         event = next(json.loads(p.payload) for p in got
                      if isinstance(p, Publish) and p.topic.startswith("$events"))
         assert event["payload"] == {"topic": "status/dev1", "payload": "offline"}
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"locked": True}, "locked"),
+    ({"auth": {"expire": 0}}, "reprovision"),
+    ({"auth": {"type": "token", "key": "Z" * 40}}, "credentials_changed"),
+    (None, "deleted"),
+])
+def test_administrator_changes_close_the_device(gw: Gateway, change: dict[str, Any] | None,
+                                                reason: str) -> None:
+    """§3.1: lock, revoke, new credentials or removal close the connected device; the reason
+    is in the debug log and the disconnect event, and the device is offline."""
+    token = provision(gw, "dev1")
+    d = device(gw, token)
+    if change is None:
+        gw.call(lambda: gw.service.removeIdentity(identity="dev1"))
+    else:
+        gw.call(lambda: gw.service.updateIdentity(identity="dev1", **change))
+    d.expect_closed()
+    d.close()
+    assert gw.close_reasons(reason) == 1
+    assert reason in gw.debug_reasons()
+    assert not gw.call(lambda: gw.service.online(gw.cid, "dev1"))
+    events = gw.call(lambda: gw.service.getLogs(type="event", identity="dev1"))
+    assert [e["detail"] for e in events if e["type"] == "disconnect"] == [reason]
+
+
+def test_nobody_takes_a_device_client_id(gateway_factory: Callable[..., Gateway]) -> None:
+    """A device's session is <connector>.<identity>: another client asking for that client id
+    is refused with CONNACK 2 and the device stays connected."""
+    gw = gateway_factory(allow_anonymous=True)
+    gw.call(lambda: gw.service.addGatewayResource(alias="temp", format="number"))
+    token = provision(gw, "dev1")
+    with device(gw, token) as d:
+        with RawClient(gw.host, gw.port) as c:
+            c.connect(f"{gw.cid}.dev1", expect_rc=2)
+        d.publish("$resource/temp", b"1", qos=1, packet_id=1)
+        d.expect(Puback(1))
+    # The device itself may send its fully qualified identity as client id (§5.1).
+    with RawClient(gw.host, gw.port) as d:
+        d.connect(f"{gw.cid}.dev1", username="", password=token.encode())

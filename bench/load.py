@@ -1,6 +1,7 @@
 """Scenario driver: run the C load generator against Fleetgate and Mosquitto.
 
-Usage: python -m bench.load [--scenario fleet|burst0|burst1|fanout|connect|idle|all]
+Usage: python -m bench.load [--scenario fleet|burst0|burst1|fanout|connect|idle|devices|
+                             devices_burst|all]
                             [--repeat 3] [--broker fleetgate|mosquitto|both] [--quick]
 
 Each measurement starts a fresh broker on a free 127.0.0.1 port pinned to CPU 0 and the
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,9 @@ STOP_TIMEOUT_S = 5.0
 IDLE_SETTLE_S = 1.0  # let the broker finish allocating before sampling idle RSS
 LOADGEN_BOUND = 0.85  # loadgen CPU fraction above which results may be client-limited
 BROKERS = ("fleetgate", "mosquitto")
+# Fleetgate with [storage] sync set, for the device-writes scenarios (the gateway's durable
+# writes); plain "fleetgate" runs on the configuration's default.
+SYNC_VARIANTS = ("fleetgate-always", "fleetgate-batch")
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
@@ -68,6 +73,10 @@ class Case:
     duration: float
     metrics: list[str]
     setup_timeout: float = 60.0
+    brokers: tuple[str, ...] = BROKERS
+    # Runs in a broker's fresh workdir before it starts (broker name, workdir) and returns the
+    # loadgen processes for that broker, replacing ``procs`` (device data dirs, credentials).
+    prepare: Callable[[str, Path], list[list[str]]] | None = None
 
 
 def _lg(mode: str, duration: float, **kw: Any) -> list[str]:
@@ -93,6 +102,45 @@ PUBSUB_METRICS = [
 ]
 
 
+DEVICE_METRICS = [
+    "send_rate",
+    "ack_rate",
+    "recv_rate",
+    "lost",
+    "ack_p50_us",
+    "ack_p99_us",
+    "lat_p50_us",
+    "lat_p99_us",
+    "broker_cpu_frac",
+    "broker_cpu_us_per_msg",
+    "loadgen_cpu_frac",
+    "setup_s",
+]
+
+
+def device_prepare(
+    fleetgate: list[str], mosquitto: list[str], count: int
+) -> Callable[[str, Path], list[list[str]]]:
+    """Fleetgate: a data dir with ``count`` token devices and an app key (bench/devices.py),
+    loadgen args + credentials, ``{cid}`` in them filled in. Mosquitto: ``mosquitto`` as is."""
+
+    def prepare(name: str, workdir: Path) -> list[list[str]]:
+        if not name.startswith("fleetgate"):
+            return [mosquitto]
+        from bench.devices import prepare as make_devices
+
+        (workdir / "data").mkdir()
+        out = make_devices(workdir / "data", count, workdir / "tokens.txt")
+        args = [a.replace("{cid}", out.connector) for a in fleetgate]
+        return [
+            args
+            + ["--password-file", out.tokens_path]
+            + ["--sub-user", out.app_key, "--sub-pass", out.app_secret]
+        ]
+
+    return prepare
+
+
 def build_cases(quick: bool) -> dict[str, list[Case]]:
     """Scenario name -> cases, with full or --quick parameters."""
     q = quick
@@ -100,6 +148,13 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
     short = 3.0 if q else 10.0
     fan_subs = 200 if q else 1000
     idle_per_proc, idle_procs, idle_hold = (1000, 2, 3.0) if q else (9500, 2, 6.0)
+    # Device writes: QoS 1 $resource/data_in from token devices, the values mirrored to one
+    # application on $data/<cid>/+/data_in (QoS 0, as the gateway publishes them), against
+    # Mosquitto's QoS 1 fleet / burst fan-in. Timestamps in hex: a device value must be UTF-8.
+    device_common = {"qos": 1, "window": 10, "ts_hex": 1, "grace": 10}
+    gw = {"topic": "$resource/data_in", "filter": "$data/{cid}/+/data_in"}
+    dev_fleet = dict(pubs=fleet_pubs, subs=1, rate=fleet_rate, sub_qos=0, src=_srcs(2, 4))
+    dev_burst = dict(pubs=100, subs=1, **device_common)
     return {
         "fleet": [
             Case(
@@ -155,6 +210,35 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
                 ],
                 idle_hold,
                 ["connected", "rss_before_kib", "rss_ready_kib", "rss_per_conn_b", "setup_s"],
+            )
+        ],
+        "devices": [
+            Case(
+                "devices",
+                [],
+                fleet_d,
+                DEVICE_METRICS,
+                setup_timeout=180.0,  # a device CONNECT is a store write (fsync'd with always)
+                brokers=(*SYNC_VARIANTS, "mosquitto"),
+                prepare=device_prepare(
+                    _lg("fleet", fleet_d, **dev_fleet, **device_common, **gw),
+                    _lg("fleet", fleet_d, **dev_fleet, **device_common),  # dev/{n}/data
+                    fleet_pubs,
+                ),
+            )
+        ],
+        "devices_burst": [
+            Case(
+                "devices_burst",
+                [],
+                short,
+                DEVICE_METRICS,
+                brokers=(*SYNC_VARIANTS, "mosquitto"),
+                prepare=device_prepare(
+                    _lg("burst", short, sub_qos=0, **dev_burst, **gw),
+                    _lg("burst", short, **dev_burst),  # burst1: bench/{n} -> bench/#, QoS 1
+                    100,
+                ),
             )
         ],
     }
@@ -235,6 +319,7 @@ class Broker:
     port: int
     workdir: Path
     log_path: Path
+    procs: list[list[str]] | None = None  # loadgen processes made by Case.prepare
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -250,9 +335,10 @@ def broker_command(name: str, port: int, workdir: Path) -> list[str]:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         return [exe, "-c", str(conf)]
     data = workdir / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)  # Case.prepare may have filled it
     conf = workdir / "fleetgate.toml"
-    conf.write_text(FLEETGATE_CONF)
+    sync = name.partition("-")[2]  # fleetgate-always -> always
+    conf.write_text(FLEETGATE_CONF + (f'\n[storage]\nsync = "{sync}"\n' if sync else ""))
     return [
         sys.executable,
         "-m",
@@ -270,10 +356,18 @@ def broker_command(name: str, port: int, workdir: Path) -> list[str]:
     ]
 
 
-def start_broker(name: str) -> Broker:
-    """Start a broker pinned to BROKER_CPU and wait until its port accepts connections."""
+def start_broker(
+    name: str, prepare: Callable[[str, Path], list[list[str]]] | None = None
+) -> Broker:
+    """Start a broker pinned to BROKER_CPU and wait until its port accepts connections;
+    ``prepare(name, workdir)`` runs first and gives the loadgen processes (``Broker.procs``)."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        procs = prepare(name, workdir) if prepare else None
+    except Exception as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise BrokerStartError(f"{name}: preparation failed: {exc!r}") from exc
     log_path = workdir / "broker.log"
     cmd = ["taskset", "-c", BROKER_CPU, *broker_command(name, port, workdir)]
     with open(log_path, "wb") as log:  # a file, not a pipe: a chatty broker never blocks
@@ -285,7 +379,7 @@ def start_broker(name: str) -> Broker:
             stdin=subprocess.DEVNULL,
             preexec_fn=_raise_nofile,
         )
-    broker = Broker(name, proc, port, workdir, log_path)
+    broker = Broker(name, proc, port, workdir, log_path, procs)
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -356,11 +450,12 @@ def _pump_stderr(proc: subprocess.Popen[bytes], probe: Probe, log: list[str]) ->
 
 def run_loadgen(case: Case, broker: Broker, loadgen: Path) -> dict[str, Any]:
     """Run the case's loadgen processes against a started broker and collect raw numbers."""
-    probe = Probe(broker.proc.pid, len(case.procs))
+    lg_procs = broker.procs if broker.procs is not None else case.procs
+    probe = Probe(broker.proc.pid, len(lg_procs))
     rss_before = rss_kib(broker.proc.pid)
     stderr_log: list[str] = []
     procs, threads = [], []
-    for args in case.procs:
+    for args in lg_procs:
         cmd = [
             "taskset",
             "-c",
@@ -453,8 +548,10 @@ def compute_metrics(raw: dict[str, Any]) -> dict[str, Any]:
     ):
         m[key] = _sum(outs, key)
     lat = outs[0]["latency_us"]
+    ack = outs[0].get("ack_latency_us") or {}  # QoS 1 publish -> PUBACK
     for pct in ("p50", "p90", "p99", "max"):
         m[f"lat_{pct}_us"] = lat[pct]
+        m[f"ack_{pct}_us"] = ack.get(pct) if ack.get("count") else None
     m["setup_s"] = max(o["setup_s"] for o in outs)
     window = max(o["window_s"] for o in outs)
     m["loadgen_cpu_frac"] = m["window_cpu_s"] / window if window else None
@@ -502,14 +599,23 @@ def _fmt(v: Any) -> str:
 def print_case(
     case: Case, summary: dict[str, dict[str, Any]], errors: dict[str, list[str]]
 ) -> None:
-    names = [b for b in BROKERS if b in summary]
+    names = [b for b in case.brokers if b in summary]
+    fgs = [n for n in names if n != "mosquitto"]
+    labels = ["fg" if n == "fleetgate" else n.partition("-")[2] for n in fgs]
     print(f"\n=== {case.name} (median over repeats)")
-    print(f"{'metric':<24}" + "".join(f"{n:>14}" for n in names) + f"{'fg/mq':>10}")
+    print(
+        f"{'metric':<24}"
+        + "".join(f"{n:>18}" for n in names)
+        + "".join(f"{lb + '/mq':>11}" for lb in labels)
+    )
     for key in case.metrics:
         vals = [summary[n].get(key) for n in names]
-        fg, mq = summary.get("fleetgate", {}).get(key), summary.get("mosquitto", {}).get(key)
-        ratio = f"{fg / mq:.2f}" if fg is not None and mq else "-"
-        print(f"{key:<24}" + "".join(f"{_fmt(v):>14}" for v in vals) + f"{ratio:>10}")
+        mq = summary.get("mosquitto", {}).get(key)
+        ratios = ""
+        for n in fgs:
+            fg = summary[n].get(key)
+            ratios += f"{fg / mq:.2f}".rjust(11) if fg is not None and mq else f"{'-':>11}"
+        print(f"{key:<24}" + "".join(f"{_fmt(v):>18}" for v in vals) + ratios)
     for name, errs in errors.items():
         for err in sorted(set(errs)):
             print(f"  ! {name}: {err}")
@@ -560,20 +666,25 @@ def _measure_once(
     case: Case, name: str, loadgen: Path, broken: dict[str, str]
 ) -> dict[str, Any] | None:
     try:
-        broker = start_broker(name)
+        broker = start_broker(name, case.prepare)
     except BrokerStartError as exc:
         broken[name] = f"failed to start: {exc}"
         print(f"  ! {name} {broken[name]}", file=sys.stderr, flush=True)
         return None
+    loadavg = float(Path("/proc/loadavg").read_text().split()[0])  # other work on the machine?
     try:
         raw = run_loadgen(case, broker, loadgen)
     finally:
         stop_broker(broker)
-    return compute_metrics(raw)
+    metrics = compute_metrics(raw)
+    metrics["loadavg_1m"] = loadavg
+    return metrics
 
 
 def _one_line(case: Case, m: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_fmt(m.get(k))}" for k in case.metrics[:5])
+    keys = case.metrics[:5]
+    keys += [k for k in ("ack_p99_us", "broker_cpu_us_per_msg") if k in case.metrics[5:]]
+    return " ".join(f"{k}={_fmt(m.get(k))}" for k in keys) + f" load={m.get('loadavg_1m')}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -585,7 +696,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--scenario",
         default="all",
-        choices=["fleet", "burst0", "burst1", "fanout", "connect", "idle", "all"],
+        choices=[
+            "fleet",
+            "burst0",
+            "burst1",
+            "fanout",
+            "connect",
+            "idle",
+            "devices",
+            "devices_burst",
+            "all",
+        ],
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--broker", default="both", choices=["fleetgate", "mosquitto", "both"])
@@ -601,16 +722,21 @@ def main(argv: list[str] | None = None) -> int:
     loadgen = build_loadgen()
     cases = build_cases(args.quick)
     names = list(cases) if args.scenario == "all" else [args.scenario]
-    brokers = list(BROKERS) if args.broker == "both" else [args.broker]
     broken: dict[str, str] = {}
     results: dict[str, Any] = {}
+    ran: set[str] = set()
+    loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
     for scenario in names:
         for case in cases[scenario]:
+            # --broker fleetgate picks every Fleetgate variant the case runs (sync=always, …)
+            brokers = [b for b in case.brokers if args.broker in ("both", b.partition("-")[0])]
+            ran.update(brokers)
             results[case.name] = run_case(case, brokers, args.repeat, loadgen, broken)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]  # was the machine otherwise idle?
     path = write_results(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "loadavg_at_start": loadavg_start,
             "loadavg_at_end": loadavg,
             "args": vars(args),
             "python": sys.version,
@@ -619,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     print(f"\nresults written to {path}")
-    return 1 if broken and len(broken) == len(brokers) else 0
+    return 1 if broken and len(broken) == len(ran) else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@
  *   connect CONNECT/CONNACK/DISCONNECT cycles with bounded concurrency
  *   idle    open N connections, print READY, hold them, exit
  *
+ * Credentials: --password-file gives publisher i the password on line i with an empty
+ * username (the IoT Connector's device token mode); --sub-user/--sub-pass log subscribers in
+ * (an application key and secret).  QoS 1 publishers also measure publish -> PUBACK latency.
+ *
  * Progress events (READY, START, STOP) go to stderr, one per line, flushed, so
  * a driver can sample the broker exactly at the phase boundaries.  The final
  * result is one JSON object on stdout.  Every phase has a deadline, so the run
@@ -58,6 +62,12 @@ typedef struct {
     size_t off, len, cap; /* valid bytes are p[off..len) */
 } buf_t;
 
+/* A QoS 1 publish awaiting its PUBACK: packet id and send time (0 = free slot). */
+struct ack_slot {
+    int64_t ts;
+    uint16_t pid;
+};
+
 typedef struct {
     int fd;
     uint8_t role, state, out_on, paused, listed;
@@ -66,11 +76,15 @@ typedef struct {
     int64_t t_open, last_tx;
     uint8_t *tmpl; /* pre-encoded PUBLISH (publishers only) */
     uint32_t tmpl_len, pid_off, ts_off;
+    const char *password; /* --password-file line (publishers only) */
+    struct ack_slot *acks; /* QoS 1 publishers: send time per packet id in flight */
     buf_t rb, wb;
 } conn_t;
 
 typedef struct {
     const char *mode, *host, *topic, *filter;
+    const char *password_file, *sub_user, *sub_pass;
+    int ts_hex; /* timestamp as 16 hex digits (a UTF-8 payload) instead of 8 raw bytes */
     int port, nsrc;
     struct sockaddr_in src[MAX_SRC];
     long pubs, subs, conns, total;
@@ -98,6 +112,9 @@ typedef struct {
 static opts_t O;
 static stats_t ST;
 static hist_t H_LAT; /* end-to-end publish latency (or connect latency) */
+static hist_t H_ACK; /* QoS 1 publish -> PUBACK, for publishes sent in the measured window */
+static char **PASSWORDS; /* --password-file lines */
+static long NPASSWORDS;
 static conn_t *C;    /* all connections: subscribers first, then publishers */
 static long NCONN, NSUBS_TOTAL, FIRST_PUB;
 static int EP;
@@ -229,15 +246,23 @@ static size_t put_str(uint8_t *p, const char *s, size_t len) {
     return len + 2;
 }
 
-static size_t enc_connect(uint8_t *out, const char *client_id, int keepalive) {
+#define MAX_CRED 255 /* longest username / password accepted from the command line */
+#define CONNECT_MAX (128 + 2 * (MAX_CRED + 2))
+
+/* CONNECT; a NULL user/pass is left out, an empty user is sent as a zero-length string. */
+static size_t enc_connect(uint8_t *out, const char *client_id, int keepalive, const char *user,
+                          const char *pass) {
     size_t idlen = strlen(client_id);
-    uint8_t body[128];
+    uint8_t body[CONNECT_MAX];
     size_t n = put_str(body, "MQTT", 4);
-    body[n++] = 4;    /* protocol level 3.1.1 */
-    body[n++] = 0x02; /* clean session */
+    body[n++] = 4; /* protocol level 3.1.1 */
+    /* clean session; MQTT 3.1.1 allows a password only with the username flag */
+    body[n++] = (uint8_t)(0x02 | (user || pass ? 0x80 : 0) | (pass ? 0x40 : 0));
     body[n++] = (uint8_t)(keepalive >> 8);
     body[n++] = (uint8_t)keepalive;
     n += put_str(body + n, client_id, idlen);
+    if (user || pass) n += put_str(body + n, user ? user : "", user ? strlen(user) : 0);
+    if (pass) n += put_str(body + n, pass, strlen(pass));
     out[0] = 0x10;
     size_t h = 1 + put_varint(out + 1, (uint32_t)n);
     memcpy(out + h, body, n);
@@ -281,13 +306,64 @@ static void build_publish(conn_t *c, const char *topic) {
     c->tmpl_len = (uint32_t)(n + pl);
 }
 
+static int ts_len(void) { return O.ts_hex ? 16 : 8; }
+
+static void put_ts(uint8_t *p, int64_t ts) {
+    static const char hex[] = "0123456789abcdef";
+    if (!O.ts_hex) {
+        memcpy(p, &ts, 8);
+        return;
+    }
+    for (int i = 15; i >= 0; i--, ts >>= 4) p[i] = (uint8_t)hex[ts & 0xf];
+}
+
+/* The timestamp at p (avail bytes), or -1 if there is none. */
+static int64_t get_ts(const uint8_t *p, size_t avail) {
+    int64_t ts = 0;
+    if (avail < (size_t)ts_len()) return -1;
+    if (!O.ts_hex) {
+        memcpy(&ts, p, 8);
+        return ts;
+    }
+    for (int i = 0; i < 16; i++) {
+        uint8_t ch = p[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        ts = (ts << 4) | d;
+    }
+    return ts;
+}
+
+/* Remember a QoS 1 publish's send time until its PUBACK (at most --window in flight). */
+static void ack_track(conn_t *c, uint16_t pid, int64_t ts) {
+    for (int i = 0; i < O.window; i++)
+        if (!c->acks[i].ts) {
+            c->acks[i].ts = ts;
+            c->acks[i].pid = pid;
+            return;
+        }
+}
+
+static void ack_done(conn_t *c, uint16_t pid, int64_t t) {
+    if (!c->acks) return;
+    for (int i = 0; i < O.window; i++)
+        if (c->acks[i].ts && c->acks[i].pid == pid) {
+            int64_t ts = c->acks[i].ts;
+            c->acks[i].ts = 0;
+            if (ts >= T_START && (!T_STOP || ts < T_STOP) && t >= ts)
+                hist_add(&H_ACK, (uint64_t)(t - ts));
+            return;
+        }
+}
+
 /* Patch timestamp + packet id into the template, return its length. */
 static uint32_t stamp_publish(conn_t *c, int64_t ts) {
-    if (O.payload >= 8) memcpy(c->tmpl + c->ts_off, &ts, 8);
+    if (O.payload >= ts_len()) put_ts(c->tmpl + c->ts_off, ts);
     if (O.qos) {
         if (++c->next_pid == 0) c->next_pid = 1;
         c->tmpl[c->pid_off] = (uint8_t)(c->next_pid >> 8);
         c->tmpl[c->pid_off + 1] = (uint8_t)c->next_pid;
+        ack_track(c, c->next_pid, ts);
     }
     return c->tmpl_len;
 }
@@ -359,6 +435,16 @@ static const char *client_id(const conn_t *c) {
     return id;
 }
 
+/* The connection's CONNECT, with its credentials (publishers: password file, subscribers:
+ * --sub-user/--sub-pass). */
+static size_t enc_connect_for(uint8_t *out, const conn_t *c) {
+    const char *id = client_id(c);
+    if (c->role == R_PUB && c->password) return enc_connect(out, id, O.keepalive, "", c->password);
+    if (c->role == R_SUB && (O.sub_user || O.sub_pass))
+        return enc_connect(out, id, O.keepalive, O.sub_user ? O.sub_user : "", O.sub_pass);
+    return enc_connect(out, id, O.keepalive, NULL, NULL);
+}
+
 static int conn_open(conn_t *c, long idx) {
     OPENED++;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -398,8 +484,8 @@ static int conn_open(conn_t *c, long idx) {
     }
     /* Loopback handshakes usually finish inside connect(): send CONNECT at once and
      * skip the EPOLLOUT round trip.  A socket still in SYN_SENT answers EAGAIN. */
-    uint8_t pkt[160];
-    size_t len = enc_connect(pkt, client_id(c), O.keepalive);
+    uint8_t pkt[CONNECT_MAX + 8];
+    size_t len = enc_connect_for(pkt, c);
     int sent_now = send(fd, pkt, len, MSG_NOSIGNAL) == (ssize_t)len;
     if (sent_now) c->state = S_WAIT_CONNACK;
     c->out_on = (uint8_t)!sent_now;
@@ -415,10 +501,10 @@ static void on_connected(conn_t *c, uint32_t events) {
         conn_close(c, 1);
         return;
     }
-    uint8_t pkt[160];
+    uint8_t pkt[CONNECT_MAX + 8];
     c->state = S_WAIT_CONNACK;
     set_out(c, 0);
-    if (send_packet(c, pkt, enc_connect(pkt, client_id(c), O.keepalive)) < 0) conn_close(c, 1);
+    if (send_packet(c, pkt, enc_connect_for(pkt, c)) < 0) conn_close(c, 1);
 }
 
 static void mark_ready(conn_t *c) {
@@ -470,9 +556,8 @@ static void on_publish(conn_t *c, const uint8_t *p, size_t hdr, size_t len) {
         off += 2;
     }
     int64_t t = now_ns();
-    if (hdr + off + 8 <= len) {
-        int64_t ts;
-        memcpy(&ts, v + off, 8);
+    if (hdr + off <= len) {
+        int64_t ts = get_ts(v + off, len - hdr - off);
         if (ts > 0 && ts <= t) hist_add(&H_LAT, (uint64_t)(t - ts));
     }
     ST.received++;
@@ -481,7 +566,8 @@ static void on_publish(conn_t *c, const uint8_t *p, size_t hdr, size_t len) {
 }
 
 /* Refill happens in on_readable right after the PUBACK batch is parsed. */
-static void on_puback(conn_t *c) {
+static void on_puback(conn_t *c, const uint8_t *p, size_t len) {
+    if (len >= 4) ack_done(c, (uint16_t)(p[2] << 8 | p[3]), now_ns());
     if (c->inflight) c->inflight--;
     ST.acked++;
     if (PHASE == P_RUN) ST.acked_win++;
@@ -491,7 +577,7 @@ static void handle_packet(conn_t *c, const uint8_t *p, size_t hdr, size_t len) {
     switch (p[0] >> 4) {
     case 2: on_connack(c, p, len); break;
     case 3: on_publish(c, p, hdr, len); break;
-    case 4: on_puback(c); break;
+    case 4: on_puback(c, p, len); break;
     case 9: /* SUBACK */
         if (c->state == S_WAIT_SUBACK && len >= 5 && p[len - 1] != 0x80) mark_ready(c);
         else conn_close(c, 1);
@@ -723,6 +809,24 @@ static void admit_cycles(void) {
     }
 }
 
+/* --password-file: one password per publisher, line i for publisher i. */
+static void load_passwords(long need) {
+    FILE *f = fopen(O.password_file, "r");
+    if (!f) die("cannot open %s: %s", O.password_file, strerror(errno));
+    PASSWORDS = xmalloc(sizeof(char *) * (size_t)(need ? need : 1));
+    char line[MAX_CRED + 3];
+    while (NPASSWORDS < need && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (len == strlen(line) && !feof(f))
+            die("%s: line %ld too long", O.password_file, NPASSWORDS + 1);
+        line[len] = 0;
+        PASSWORDS[NPASSWORDS++] = strdup(line);
+    }
+    fclose(f);
+    if (NPASSWORDS < need)
+        die("%s: %ld passwords for %ld publishers", O.password_file, NPASSWORDS, need);
+}
+
 static void init_conns(void) {
     if (is_cycle_mode()) {
         NCONN = O.concurrency;
@@ -735,6 +839,8 @@ static void init_conns(void) {
         NSUBS_TOTAL = O.subs;
     }
     FIRST_PUB = NSUBS_TOTAL;
+    if (O.password_file && !is_cycle_mode() && !is_idle_mode())
+        load_passwords(NCONN - FIRST_PUB);
     C = xmalloc(sizeof(conn_t) * (size_t)(NCONN ? NCONN : 1));
     PAUSED = xmalloc(sizeof(long) * (size_t)(NCONN ? NCONN : 1));
     for (long i = 0; i < NCONN; i++) {
@@ -748,6 +854,8 @@ static void init_conns(void) {
             char topic[256];
             expand_topic(topic, sizeof topic, O.topic, i - FIRST_PUB);
             build_publish(c, topic);
+            if (PASSWORDS) c->password = PASSWORDS[i - FIRST_PUB];
+            if (O.qos) c->acks = xmalloc(sizeof(struct ack_slot) * (size_t)O.window);
         }
     }
 }
@@ -917,6 +1025,10 @@ static void print_json(void) {
            "\"max\": %.1f}, ",
            (unsigned long)H_LAT.count, hist_pct_us(&H_LAT, 50), hist_pct_us(&H_LAT, 90),
            hist_pct_us(&H_LAT, 99), (double)H_LAT.max / 1000.0);
+    printf("\"ack_latency_us\": {\"count\": %lu, \"p50\": %.1f, \"p90\": %.1f, "
+           "\"p99\": %.1f, \"max\": %.1f}, ",
+           (unsigned long)H_ACK.count, hist_pct_us(&H_ACK, 50), hist_pct_us(&H_ACK, 90),
+           hist_pct_us(&H_ACK, 99), (double)H_ACK.max / 1000.0);
     printf("\"setup_s\": %.3f, \"window_s\": %.3f, \"wall_s\": %.3f, \"cpu_s\": %.3f, "
            "\"window_cpu_s\": %.3f, \"window_sys_s\": %.3f}\n",
            (double)(T_READY - T0) / 1e9, win, wall, cpu_s(&ru), cpu_s(&RU_STOP) - cpu_s(&RU_START),
@@ -946,7 +1058,10 @@ static void usage(void) {
             "  --total N                connect mode: stop after N cycles\n"
             "  --max-lag M              full-speed QoS0: max undelivered msgs (0=off)\n"
             "  --batch B                full speed: publishes per write\n"
-            "  --keepalive K            CONNECT keepalive (PINGREQ every K/2 s)\n");
+            "  --keepalive K            CONNECT keepalive (PINGREQ every K/2 s)\n"
+            "  --password-file F        publisher i sends line i as password, empty username\n"
+            "  --sub-user U --sub-pass P  subscriber credentials\n"
+            "  --ts-hex 0|1             timestamp as 16 hex digits (UTF-8 payload)\n");
     exit(2);
 }
 
@@ -1025,6 +1140,10 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--max-lag")) O.max_lag = atol(v);
         else if (!strcmp(k, "--batch")) O.batch = atoi(v);
         else if (!strcmp(k, "--keepalive")) O.keepalive = atoi(v);
+        else if (!strcmp(k, "--password-file")) O.password_file = v;
+        else if (!strcmp(k, "--sub-user")) O.sub_user = v;
+        else if (!strcmp(k, "--sub-pass")) O.sub_pass = v;
+        else if (!strcmp(k, "--ts-hex")) O.ts_hex = atoi(v);
         else usage();
     }
     if (O.sub_qos < 0) O.sub_qos = O.qos;
@@ -1035,6 +1154,9 @@ static void parse_args(int argc, char **argv) {
     }
     if (O.qos < 0 || O.qos > 1 || O.sub_qos > 1 || O.window < 1 || O.batch < 1) usage();
     if (O.payload < 0 || O.payload > 65536 || O.duration <= 0 || O.concurrency < 1) usage();
+    if ((O.sub_user && strlen(O.sub_user) > MAX_CRED) ||
+        (O.sub_pass && strlen(O.sub_pass) > MAX_CRED))
+        die("credentials: at most %d bytes", MAX_CRED);
     if (O.duration > 3600 || O.grace > 600 || O.setup_timeout > 600) die("limits: 1h run, 10m setup");
 }
 

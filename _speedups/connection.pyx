@@ -29,6 +29,7 @@ cdef enum:
     NEW = 0
     CONNECTED = 1
     CLOSED = 2
+    WAITING_AUTH = 3
 
 cdef int ROUTE = PublishDecision.ROUTE
 cdef int DEFERRED = PublishDecision.DEFERRED
@@ -52,6 +53,8 @@ cdef class Connection:
     cdef public bint paused
     cdef public long long bytes_in, bytes_out
     cdef public int acks_waiting
+    cdef public object pending_connect
+    cdef list _held
     cdef list _out
     cdef bint _dirty
 
@@ -78,6 +81,8 @@ cdef class Connection:
         self.bytes_in = 0
         self.bytes_out = 0
         self.acks_waiting = 0
+        self.pending_connect = None
+        self._held = None
 
     def __repr__(self):
         return f"Connection({self.client_id!r}, {self.peer[0]}:{self.peer[1]})"
@@ -85,12 +90,24 @@ cdef class Connection:
     # -- input ----------------------------------------------------------------------------
 
     def data_received(self, data, double now):
-        cdef int state
         self.last_activity = now
         self.bytes_in += len(data)
-        for item in self.framer.feed(data):
+        cdef list items = self.framer.feed(data)
+        if self.state == WAITING_AUTH:
+            self._hold(items, 0)
+            return
+        self._receive(items)
+
+    cdef _receive(self, list items):
+        cdef int state
+        cdef Py_ssize_t index
+        for index in range(len(items)):
+            item = items[index]
             state = self.state
             if state == CLOSED:
+                return
+            if state == WAITING_AUTH:
+                self._hold(items, index)
                 return
             if type(item) is _Publish and state == CONNECTED:
                 self.handle_publish(item)
@@ -113,6 +130,17 @@ cdef class Connection:
                         f"unexpected {_PACKET_NAMES[item.type]} from a client", rule))
                     return
             handler(self, item)
+
+    cdef _hold(self, list items, Py_ssize_t start):
+        if self._held is None:
+            self._held = []
+        self._held.extend(items[start:])
+
+    def resume(self):
+        held = self._held
+        self._held = None
+        if held:
+            self._receive(held)
 
     cpdef handle_publish(self, packet):
         cdef int qos, decision
@@ -221,7 +249,7 @@ cdef class Connection:
             self.broker.connection_closed(self, "ssl_closed", "peer closed the connection")
 
     def deadline(self):
-        if self.state == NEW:
+        if self.state == NEW or self.state == WAITING_AUTH:
             return self.opened_at + self.broker.config.mqtt.connect_timeout
         if self.state == CONNECTED and self.keepalive:
             return self.last_activity + self.keepalive

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from broker.mqtt.packets import Connect, Publish
 
 
+# ``authenticate`` may answer this and decide later (slow password hashing off the loop) by
+# calling ``broker.core.handle_connect.connect_decided(client, code)``.
+AUTHENTICATING = -2
+
+
 class PublishDecision(IntEnum):
     ROUTE = 0  # the core routes it to subscribers and acknowledges it
     HANDLED = 1  # the hook consumed it; the core acknowledges it and does not route it
@@ -33,7 +38,9 @@ class BrokerHooks(Protocol):
     def authenticate(self, client: Connection, packet: Connect) -> int:
         """CONNACK return code: 0 accepts; 4 bad credentials; 5 not authorized.
 
-        A negative value closes the connection without any CONNACK (an ignored device).
+        A negative value closes the connection without any CONNACK (an ignored device), except
+        ``AUTHENTICATING``: the decision comes later through ``connect_decided``; meanwhile the
+        client's further packets wait, and the CONNECT deadline still runs.
         """
         ...
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 NEW = 0  # waiting for CONNECT
 CONNECTED = 1
 CLOSED = 2
+WAITING_AUTH = 3  # CONNECT received, the hooks decide later; later packets are held
 
 encode_publish = _accel.encode_publish
 encode_pubrel = _accel.encode_pubrel
@@ -70,7 +71,7 @@ class Connection:
         "broker", "link", "framer", "state", "client_id", "username", "session", "will",
         "keepalive", "last_activity", "opened_at", "peer", "connection_id", "_out", "_dirty",
         "paused", "close_reason", "attrs", "protocol", "bytes_in", "bytes_out", "acks_waiting",
-        "__weakref__",
+        "pending_connect", "_held", "__weakref__",
     )
 
     def __init__(self, broker: Broker, link: Link, peer: tuple[str, int], now: float,
@@ -97,6 +98,8 @@ class Connection:
         self.bytes_in = 0
         self.bytes_out = 0
         self.acks_waiting = 0  # acknowledgements waiting for a commit (AfterCommit)
+        self.pending_connect: Any = None  # the CONNECT the hooks decide later (WAITING_AUTH)
+        self._held: list[Packet | ProtocolError] | None = None  # what came meanwhile
 
     def __repr__(self) -> str:
         return f"Connection({self.client_id!r}, {self.peer[0]}:{self.peer[1]})"
@@ -106,9 +109,19 @@ class Connection:
     def data_received(self, data: bytes, now: float) -> None:
         self.last_activity = now
         self.bytes_in += len(data)
-        for item in self.framer.feed(data):
+        items = self.framer.feed(data)
+        if self.state == WAITING_AUTH:
+            self._hold(items, 0)
+            return
+        self._receive(items)
+
+    def _receive(self, items: list[Packet | ProtocolError]) -> None:
+        for index, item in enumerate(items):
             state = self.state
             if state == CLOSED:
+                return
+            if state == WAITING_AUTH:  # the CONNECT just handled is decided later
+                self._hold(items, index)
                 return
             if type(item) is Publish and state == CONNECTED:
                 self.handle_publish(item)  # the hot packet skips the table
@@ -131,6 +144,18 @@ class Connection:
                         f"unexpected {c.PACKET_NAMES[item.type]} from a client", rule))
                     return
             handler(self, item)
+
+    def _hold(self, items: list[Packet | ProtocolError], start: int) -> None:
+        if self._held is None:
+            self._held = []
+        self._held.extend(items[start:])
+
+    def resume(self) -> None:
+        """After a late CONNECT decision: handle the packets that arrived meanwhile."""
+        held = self._held
+        self._held = None
+        if held:
+            self._receive(held)
 
     def handle_publish(self, packet: Publish) -> None:
         """PUBLISH from the client (section 3.3, 4.3).
@@ -250,7 +275,7 @@ class Connection:
 
     def deadline(self) -> float | None:
         """When this connection is to be closed for silence (``idle_timeout``), if ever."""
-        if self.state == NEW:
+        if self.state == NEW or self.state == WAITING_AUTH:
             return self.opened_at + self.broker.config.mqtt.connect_timeout
         if self.state == CONNECTED and self.keepalive:
             return self.last_activity + self.keepalive

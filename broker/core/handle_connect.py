@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 
 from broker import _accel
-from broker.core.connection import CONNECTED, Connection
+from broker.core.connection import CONNECTED, NEW, WAITING_AUTH, Connection
+from broker.hooks import AUTHENTICATING
 from broker.mqtt import constants as c
 from broker.mqtt.packets import Connect
 from broker.session.session import Message
@@ -27,11 +28,31 @@ REFUSAL_REASONS = {
 
 
 def handle_connect(conn: Connection, packet: Connect) -> None:
-    broker = conn.broker
-    config = broker.config.mqtt
     conn.client_id = packet.client_id or f"auto-{os.urandom(8).hex()}"
     conn.username = packet.username
-    code = broker.hooks.authenticate(conn, packet)
+    code = conn.broker.hooks.authenticate(conn, packet)
+    if code == AUTHENTICATING:
+        conn.state = WAITING_AUTH
+        conn.pending_connect = packet
+        return
+    _finish_connect(conn, packet, code)
+
+
+def connect_decided(conn: Connection, code: int) -> None:
+    """The hooks' late answer to a CONNECT they returned ``AUTHENTICATING`` for. Ignored when
+    the connection has closed meanwhile (the CONNECT deadline, the peer)."""
+    if conn.state != WAITING_AUTH:
+        return
+    packet = conn.pending_connect
+    conn.pending_connect = None
+    conn.state = NEW
+    _finish_connect(conn, packet, code)
+    conn.resume()
+
+
+def _finish_connect(conn: Connection, packet: Connect, code: int) -> None:
+    broker = conn.broker
+    config = broker.config.mqtt
     if code == 0 and packet.will_topic is not None and not broker.hooks.authorize_will(
         conn, packet.will_topic, packet.will_qos, packet.will_retain
     ):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from broker import _accel
 from broker.config import Config
@@ -23,6 +24,7 @@ from broker.session.session import Message, Session
 from broker.storage import Store
 from broker.storage.commit import Done, GroupCommitter
 
+Offload = Callable[[Callable[[], Any], Callable[[Any], None]], None]
 log = logging.getLogger("fleetgate.broker")
 debug_log = logging.getLogger("fleetgate.debug")
 
@@ -41,11 +43,15 @@ class Broker:
         store: Store,
         schedule: Callable[[Callable[[], None]], object],
         committer: GroupCommitter | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.config = config
         self.hooks = hooks
         self.store = store
         self._schedule = schedule
+        # Runs slow CPU work (password hashing) off the loop: ``offload(work, done)`` calls
+        # ``done(work())`` back on the loop. None: hooks do such work in place.
+        self.offload = offload
         self.stats = Stats()
         self.tree = _accel.TopicTree()
         self.retained = RetainedMessages()

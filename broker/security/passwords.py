@@ -35,6 +35,15 @@ class PasswordVerifier:
     def __init__(self) -> None:
         self._remembered: dict[str, bytes] = {}
 
+    def remembered(self, stored: str, password: bytes) -> bool:
+        """True if this password was verified against ``stored`` before (microseconds, constant
+        time); False means only ``verify`` (slow) can tell."""
+        known = self._remembered.get(stored)
+        if known is None:
+            return False
+        tag = hmac.new(_PROCESS_KEY, stored.encode() + b"\0" + password, "sha256").digest()
+        return hmac.compare_digest(known, tag)
+
     def verify(self, stored: str | None, password: bytes) -> bool:
         global _DUMMY
         if stored is None:

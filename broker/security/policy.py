@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broker.config import MqttConfig
-from broker.hooks import PublishDecision
+from broker.core.handle_connect import connect_decided
+from broker.hooks import AUTHENTICATING, PublishDecision
 from broker.mqtt import constants as c
 from broker.security.acl import Acl, load_acl
 from broker.security.passwords import PasswordVerifier
@@ -57,9 +58,20 @@ class PlainPolicy:
         if self.users is None:
             return c.CONNACK_ACCEPTED if self.allow_anonymous else c.CONNACK_NOT_AUTHORIZED
         stored = self.users.get(packet.username)
-        if self.verifier.verify(stored, packet.password or b""):
+        password = packet.password or b""
+        if stored is not None and self.verifier.remembered(stored, password):
             return c.CONNACK_ACCEPTED
-        return c.CONNACK_BAD_CREDENTIALS
+        offload = client.broker.offload
+        if offload is None:
+            return self._decide(self.verifier.verify(stored, password))
+        # scrypt costs ~60 ms: hashed in a thread, the CONNECT answered when it is done.
+        offload(lambda: self.verifier.verify(stored, password),
+                lambda ok: connect_decided(client, self._decide(ok)))
+        return AUTHENTICATING
+
+    @staticmethod
+    def _decide(password_ok: bool) -> int:
+        return c.CONNACK_ACCEPTED if password_ok else c.CONNACK_BAD_CREDENTIALS
 
     def on_publish(self, client: Connection, packet: Publish) -> PublishDecision:
         topic = packet.topic

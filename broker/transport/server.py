@@ -21,6 +21,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from broker.config import Config, parse_address
 from broker.core.broker import Broker
@@ -82,7 +83,8 @@ class Server:
             factory = self.hooks_factory
             self.hooks = (factory(self.store, self.committer) if factory
                           else PlainPolicy(self.config.mqtt))
-        self.broker = Broker(self.config, self.hooks, self.store, loop.call_soon, self.committer)
+        self.broker = Broker(self.config, self.hooks, self.store, loop.call_soon, self.committer,
+                             offload=self._offload)
         self.hooks.attach(self.broker)
         if storage.sync == "batch":
             self._sync_every_second()
@@ -93,6 +95,12 @@ class Server:
             await self._listen("mqtt", self.config.listeners.mqtt)
         if self.config.mqtt.sys_interval > 0:
             self._publish_sys()
+
+    def _offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run ``work`` in the default thread pool, then ``done(result)`` on the loop."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, work)
+        future.add_done_callback(lambda f: done(f.result()))
 
     async def _listen(self, name: str, address: str) -> None:
         loop = asyncio.get_running_loop()

@@ -89,3 +89,34 @@ def test_a_decision_after_the_connection_closed_is_ignored() -> None:
     h.run()
     assert late.conn.state == CLOSED
     assert "dev" not in h.broker.clients
+
+
+def test_password_file_check_runs_off_the_loop(tmp_path: Any) -> None:
+    """PlainPolicy hashes an unknown password through ``broker.offload`` (a thread in the
+    server) and answers the CONNECT when it is done; a remembered one is answered at once."""
+    from broker.config import load
+    from broker.security.passwords import hash_password
+
+    passwords = tmp_path / "passwords"
+    passwords.write_text(f"ann:{hash_password(b'secret', n=1024)}\n")
+    config = load(None, {"mqtt": {"password_file": str(passwords), "sys_interval": 0.0}})
+    h = SansIO(config)
+    h.broker.hooks = PlainPolicy(config.mqtt)
+    offloaded: list[tuple[Any, Any]] = []
+    h.broker.offload = lambda work, done: offloaded.append((work, done))
+    client = h.open()
+    client.send(Connect("a", True, 60, username="ann", password=b"secret"))
+    assert client.packets() == [] and client.conn.state == WAITING_AUTH
+    work, done = offloaded.pop()
+    done(work())  # what the server's thread pool and loop do
+    h.run()
+    assert client.packets() == [Connack(False, 0)]
+    again = h.open()
+    again.send(Connect("b", True, 60, username="ann", password=b"secret"))
+    assert again.packets() == [Connack(False, 0)] and not offloaded  # remembered: no hashing
+    wrong = h.open()
+    wrong.send(Connect("c", True, 60, username="ann", password=b"guess"))
+    work, done = offloaded.pop()
+    done(work())
+    h.run()
+    assert wrong.packets() == [Connack(False, 4)] and wrong.conn.state == CLOSED

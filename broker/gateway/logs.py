@@ -92,6 +92,8 @@ class LogRing:
 
     def append(self, entry: Entry) -> None:
         self.entries.append(entry)
+        if not self._subscribers:
+            return
         for sub in list(self._subscribers):
             if sub.filter(entry):
                 sub.deliver(entry)

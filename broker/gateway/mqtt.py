@@ -61,9 +61,12 @@ class GatewayHooks:
         service.disconnect = self.disconnect
         service.online = self.online
         service.on_event = self.publish_event
+        service.wants_event = self.wants_event
 
     def attach(self, broker: Broker) -> None:
         self.broker = broker
+        if broker.committer is not None:
+            self.service.attach_committer(broker.committer)
 
     # -- CONNECT ----------------------------------------------------------------------
 
@@ -116,26 +119,38 @@ class GatewayHooks:
         key = (attrs["connector"], attrs["identity"])
         self.devices[key] = client
         attrs["will"] = client.will  # the core drops it before on_disconnect
-        pending = self.service.device_connected(
-            identity=key[1], ip=client.peer[0], protocol="mqtt",
-            connection_id=client.connection_id, connector_id=key[0])
-        for alias, (value, timestamp) in pending.items():
-            self._deliver(client, alias, value, timestamp)
+        committer = client.broker.committer
+        if committer is None:
+            pending = self.service.device_connected(
+                identity=key[1], ip=client.peer[0], protocol="mqtt",
+                connection_id=client.connection_id, connector_id=key[0])
+            for alias, (value, timestamp) in pending.items():
+                self._deliver(client, alias, value, timestamp)
+            return
+        # lastip/lastseen/devmode go with the loop turn's other writes (no fsync of its own);
+        # the connect event and the pending set values follow the commit.
+        self.service.submit_connected(
+            committer.submit, _Connected(self, client, key), identity=key[1],
+            ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
+            connector_id=key[0])
 
     def on_disconnect(self, client: Connection, reason: str) -> None:
         attrs = client.attrs
         if attrs.get("realm") != "device":
             return
         key = (attrs["connector"], attrs["identity"])
-        if self.devices.get(key) is client:
+        last = self.devices.get(key) is client
+        if last:
             del self.devices[key]
         will = attrs.get("will")
         if will is not None and reason not in ("normal", "server_shutdown"):
             # §5.1: a device's Will is delivered (by the core) and becomes a `publish` event.
             self._publish_event(client, will.topic, will.payload)
+        committer = client.broker.committer
         self.service.device_disconnected(
             identity=key[1], reason=reason, ip=client.peer[0], protocol="mqtt",
-            connection_id=client.connection_id, connector_id=key[0])
+            connection_id=client.connection_id, connector_id=key[0], release=last,
+            submit=committer.submit if committer is not None else None)
 
     def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
         if client is None or "connector" not in client.attrs:
@@ -321,6 +336,12 @@ class GatewayHooks:
     def online(self, cid: str, identity: str) -> bool:
         return (cid, identity) in self.devices
 
+    def wants_event(self, cid: str, identity: str, event_type: str) -> bool:
+        """Does anybody subscribe to this event's topic? (Asked before building one.)"""
+        broker = self.broker
+        return broker is not None and bool(
+            broker.tree.match(f"$events/{cid}/{identity}/{event_type}"))
+
     def publish_event(self, cid: str, event: dict[str, Any]) -> None:
         """Every event as JSON on ``$events/<cid>/<identity>/<type>`` (product.md §4)."""
         broker = self.broker
@@ -376,6 +397,29 @@ class _WriteStored:
         if self.packet is not None:
             conn.acks_waiting -= 1
             conn.complete(self.packet)
+
+
+class _Connected:
+    """A device's connect is committed: the pending set values go to it (if it is still this
+    device's connection); an identity removed meanwhile closes it. ``conn`` lets a failed
+    commit close the device."""
+
+    __slots__ = ("hooks", "conn", "key")
+
+    def __init__(self, hooks: GatewayHooks, conn: Connection, key: tuple[str, str]) -> None:
+        self.hooks = hooks
+        self.conn = conn
+        self.key = key
+
+    def __call__(self, result: dict[str, tuple[Any, int]] | ServiceError) -> None:
+        conn = self.conn
+        if isinstance(result, ServiceError):
+            conn.close(result.code, result.message)
+            return
+        if self.hooks.devices.get(self.key) is not conn:
+            return  # gone or taken over meanwhile: the next connection gets them
+        for alias, (value, timestamp) in result.items():
+            self.hooks._deliver(conn, alias, value, timestamp)
 
 
 def _text(data: bytes | None) -> str | None:

@@ -13,6 +13,23 @@ device (truthy when delivered: a ``data_out`` event follows); ``disconnect(cid, 
 reason)`` closes a device's connections; ``online(cid, identity) -> bool``; ``on_event(cid,
 event)`` receives the §10 events allowed by ``events.types``.
 Time comes from ``clock()``, µs since the epoch.
+
+The hot cache (``_hot``): the decoded identity record and state of the devices being written
+(connected over MQTT, or written recently), so a device write neither reads nor decodes them
+from the store. The cached record and state are always the newest (a device write updates them
+and writes the state in the same transaction), except ``lastseen``: kept in the cache and
+written to the store only when ``lastip`` changes, at connect, when the stored value is
+``LASTSEEN_PERSIST_US`` (10 s) old, when the entry leaves the cache (disconnect, eviction) and
+before any other operation rewrites the record. getIdentity/listIdentities show the cached
+(exact) ``lastseen``; sorting listIdentities by ``lastseen`` uses the stored one (≤ 10 s old).
+Invalidation, kept simple:
+- every synchronous operation that changes an identity (its record, state, tags, credentials,
+  provisioning, removal) first writes that identity's unsaved ``lastseen`` into its own
+  transaction and drops the identity's entry once that transaction is committed;
+- a settings or resources change and a connector's removal write every unsaved ``lastseen``
+  and drop the whole cache; a failed group commit drops it without writing
+  (``attach_committer`` hooks the committer's ``on_error``); a failed synchronous device write
+  drops its identity's entry; ``expire_identities`` drops the entries of the identities gone.
 """
 
 from __future__ import annotations
@@ -21,8 +38,8 @@ import csv
 import inspect
 import io
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from broker.gateway import credentials, events, identities, tables, tags
@@ -50,10 +67,16 @@ Push = Callable[[str, str, str, Value, int], Any]
 Disconnect = Callable[[str, str, str], Any]
 Online = Callable[[str, str], bool]
 EventSink = Callable[[str, events.Event], Any]
+WantsEvent = Callable[[str, str, str], bool]
+Submit = Callable[[Callable[[WriteTxn], None], Callable[[], None]], None]
 
 CSV_ID = "id"
 CSV_CERT = "ssl client certificate"
 IMPORT_CHUNK = 1000  # rows per write transaction in addIdentities (validated before writing)
+# A device write rewrites the identity record for lastseen only when the stored lastseen is
+# this old (or lastip changed); in between the newer lastseen is in the hot cache.
+LASTSEEN_PERSIST_US = 10_000_000
+HOT_MAX = 100_000  # hot cache entries; the oldest leaves (its lastseen written) beyond this
 
 
 def _now_us() -> int:
@@ -68,14 +91,22 @@ class Device2Service:
     def __init__(self, store: Store, domain: str = "localhost", clock: Clock = _now_us, *,
                  push: Push | None = None, disconnect: Disconnect | None = None,
                  online: Online | None = None, on_event: EventSink | None = None,
-                 logs: Logs | None = None, password_cost: int = SCRYPT_N) -> None:
+                 logs: Logs | None = None, password_cost: int = SCRYPT_N,
+                 wants_event: WantsEvent | None = None) -> None:
         self.store = store
+        # Reads that no device write changes (authentication, application keys) need not wait
+        # for the group committer's batches in flight: attach_committer sets the raw store.
+        self.auth_store: Store = store
         self.domain = domain
         self.clock = clock
         self.push = push
         self.disconnect = disconnect
         self.online = online
         self.on_event = on_event
+        # wants_event(cid, identity, type): does anybody listen to this event? (None: yes.)
+        # Asked before a data_in event is built, per device write.
+        self.wants_event = wants_event
+        self._hot: dict[tuple[str, str], _Hot] = {}
         self.logs = logs if logs is not None else Logs()
         self.password_cost = password_cost
         self.verifier = PasswordVerifier()
@@ -125,6 +156,76 @@ class Device2Service:
             raise _bad(f"{operation}: {exc}") from exc
         return method(connector_id=connector_id, **args)
 
+    # -- the hot cache -------------------------------------------------------------------
+
+    def attach_committer(self, committer: Any) -> None:
+        """Device writes go through ``committer`` (a GroupCommitter on this service's store):
+        a failed commit drops the hot cache; authentication reads its store undrained."""
+        self.auth_store = committer.store
+        previous = committer.on_error
+
+        def on_error(error: BaseException, dones: list[Callable[[], None]]) -> None:
+            self._hot.clear()
+            if previous is not None:
+                previous(error, dones)
+
+        committer.on_error = on_error
+
+    def _hot_entry(self, txn: WriteTxn, cid: str, identity: str) -> _Hot:
+        """The identity's cache entry, loaded through ``txn`` on a miss (404 if unknown)."""
+        hot = self._hot.get((cid, identity))
+        if hot is None:
+            record = identities.require(txn, cid, identity)
+            key = tables.key(cid, identity)
+            raw = txn.get(tables.STATE, key)
+            hot = _Hot(record, {} if raw is None else tables.loads(raw), key)
+            if len(self._hot) >= HOT_MAX:
+                old_key = next(iter(self._hot))
+                old = self._hot.pop(old_key)
+                if old.stored_seen != old.record["lastseen"]:
+                    txn.put(tables.IDENTITIES, old.key, tables.dumps(old.record))
+            self._hot[(cid, identity)] = hot
+        return hot
+
+    def _flush_hot(self, txn: WriteTxn, cid: str, identity: str) -> None:
+        """Write the identity's unsaved lastseen into ``txn`` (the entry stays)."""
+        hot = self._hot.get((cid, identity))
+        if hot is not None and hot.stored_seen != hot.record["lastseen"]:
+            txn.put(tables.IDENTITIES, hot.key, tables.dumps(hot.record))
+
+    def _flush_all(self, txn: WriteTxn) -> None:
+        for hot in self._hot.values():
+            if hot.stored_seen != hot.record["lastseen"]:
+                txn.put(tables.IDENTITIES, hot.key, tables.dumps(hot.record))
+
+    @contextmanager
+    def _identity_write(self, cid: str, identity: object) -> Iterator[WriteTxn]:
+        """A synchronous write changing ``identity``: its unsaved lastseen goes into the
+        transaction first; its cache entry is dropped once the transaction is committed (a
+        refused operation changes nothing, so the entry stays valid)."""
+        with self.store.write() as txn:
+            if isinstance(identity, str):
+                self._flush_hot(txn, cid, identity)
+            yield txn
+        if isinstance(identity, str):
+            self._hot.pop((cid, identity), None)
+
+    @contextmanager
+    def _connector_write(self) -> Iterator[WriteTxn]:
+        """A synchronous write that may change any identity: every unsaved lastseen first,
+        the whole cache dropped after the commit."""
+        with self.store.write() as txn:
+            self._flush_all(txn)
+            yield txn
+        self._hot.clear()
+
+    def _seen(self, cid: str, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` with the cached lastseen/lastip (newer than the stored ones)."""
+        hot = self._hot.get((cid, record["identity"]))
+        if hot is None:
+            return record
+        return dict(record, lastseen=hot.record["lastseen"], lastip=hot.record["lastip"])
+
     # -- connectors ----------------------------------------------------------------------
 
     def create_connector(self, *, name: str = "", description: str = "",
@@ -163,7 +264,7 @@ class Device2Service:
 
     def remove_connector(self, connector_id: str) -> None:
         cid = self._connector(connector_id)["id"]
-        with self.store.write() as txn:
+        with self._connector_write() as txn:
             txn.delete(tables.CONNECTORS, tables.key(cid))
             for table in (tables.IDENTITIES, tables.STATE, tables.TAGS, tables.TOKENS,
                           tables.APPS):
@@ -215,7 +316,7 @@ class Device2Service:
         txn.put(tables.CONNECTORS, tables.key(connector["id"]), tables.dumps(updated))
 
     def _commit_settings(self, connector: dict[str, Any], new: dict[str, Any]) -> None:
-        with self.store.write() as txn:
+        with self._connector_write() as txn:
             self._save_settings(txn, connector, new)
         self._connectors.pop(connector["id"], None)
 
@@ -358,13 +459,13 @@ class Device2Service:
         state = state_mod.visible(state_mod.load(txn, c["id"], record["identity"]),
                                   c["settings"]["resources"])
         online = bool(self.online(c["id"], record["identity"])) if self.online else False
-        return identities.public(record, state, online)
+        return identities.public(self._seen(c["id"], record), state, online)
 
     def addIdentity(self, *, identity: str, auth: Mapping[str, Any] | None = None,
                     locked: bool = False, tags: list[Any] | None = None,
                     connector_id: str | None = None) -> dict[str, Any]:
         c = self._connector(connector_id)
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             record = self._add(txn, c, identity, auth=auth, locked=locked, tags_=tags)
             return self._public(txn, c, record)
 
@@ -413,6 +514,8 @@ class Device2Service:
                 for _, identity, row_tags, cert in valid[start:start + IMPORT_CHUNK]:
                     self._add(wtxn, c, identity, tags_=row_tags, certificate=cert,
                               expire=expire)
+            for _, identity, _, _ in valid[start:start + IMPORT_CHUNK]:
+                self._hot.pop((c["id"], identity), None)  # new identities: none, to be sure
         return {"added": len(valid), "failed": failed}
 
     def makeIdentity(self, *, prefix: str | None = None,
@@ -425,14 +528,14 @@ class Device2Service:
             raise _bad("prefix must be a string")
         for _ in range(8):  # a collision is astronomically rare unless the format is tiny
             identity = make_identity(settings["identity_format"], prefix)
-            with self.store.write() as txn:
+            with self._identity_write(c["id"], identity) as txn:
                 if identities.load(txn, c["id"], identity) is None:
                     return self._public(txn, c, self._add(txn, c, identity))
         raise ServiceError(409, "conflict", "could not find a free identity for this format")
 
     def removeIdentity(self, *, identity: str, connector_id: str | None = None) -> None:
         c = self._connector(connector_id)
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             record = identities.require(txn, c["id"], identity)
             identities.delete(txn, c["id"], record)
         if self.disconnect is not None:
@@ -502,7 +605,7 @@ class Device2Service:
         c = self._connector(connector_id)
         now = self.clock()
         resources = c["settings"]["resources"]
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             identities.require(txn, c["id"], identity)
             state = state_mod.load(txn, c["id"], identity)
             to_push = state_mod.cloud_set(state, resources, values, now)
@@ -520,7 +623,7 @@ class Device2Service:
         tags. A lock, revocation or credential change disconnects the device."""
         c = self._connector(connector_id)
         reason: str | None = None
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             record = identities.require(txn, c["id"], identity)
             if locked is not None:
                 if not isinstance(locked, bool):
@@ -572,7 +675,7 @@ class Device2Service:
                        connector_id: str | None = None) -> list[dict[str, str]]:
         c = self._connector(connector_id)
         given = self._validate_tags(c, tags)
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             record = identities.require(txn, c["id"], identity)
             _reindex(txn, c["id"], record, _tags_mod.merge(record["tags"], given,
                                                            replace=bool(replace)))
@@ -583,7 +686,7 @@ class Device2Service:
                           connector_id: str | None = None) -> list[dict[str, str]]:
         c = self._connector(connector_id)
         given = self._validate_tags(c, tags, value_required=False)
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             record = identities.require(txn, c["id"], identity)
             _reindex(txn, c["id"], record, _tags_mod.remove(record["tags"], given))
             identities.save(txn, c["id"], record)
@@ -658,7 +761,7 @@ class Device2Service:
         """The connector id the application key belongs to, if ``secret`` is right."""
         if not isinstance(key, str) or not isinstance(secret, str) or "\0" in key:
             return None
-        with self.store.read() as txn:
+        with self.auth_store.read() as txn:
             for _, raw in txn.scan(tables.CONNECTORS):
                 c = tables.loads(raw)
                 app = txn.get(tables.APPS, tables.key(c["id"], key))
@@ -677,7 +780,7 @@ class Device2Service:
         """A device's provision request (§3.2); logs it and emits ``provisioned``."""
         c = self._connector(connector_id)
         now = self.clock()
-        with self.store.write() as txn:
+        with self._identity_write(c["id"], identity) as txn:
             outcome = provision_decide(
                 txn, c["id"], c["hash_key"], c["settings"], identity, ip=ip, now_us=now,
                 presented=presented, password=password, certificate=certificate,
@@ -706,7 +809,7 @@ class Device2Service:
         """A connecting device (§2.4, §5.1); refusals go to the debug log."""
         c = self._connector(connector_id)
         now = self.clock()
-        with self.store.read() as txn:
+        with self.auth_store.read() as txn:
             result = auth_decide(txn, c["id"], c["hash_key"], now_us=now,
                                  verifier=self.verifier, token=token, identity=identity,
                                  password=password, certificate=certificate)
@@ -722,28 +825,77 @@ class Device2Service:
                          devmode: bool = False, connector_id: str | None = None
                          ) -> dict[str, tuple[Value, int]]:
         """Record lastip/lastseen/devmode, log and emit ``connect``; the pending set values to
-        send now (§5.4 step 3)."""
+        send now (§5.4 step 3). One synchronous transaction: ``submit_connected`` is the same
+        through a group committer."""
         c = self._connector(connector_id)
-        now = self.clock()
-        with self.store.write() as txn:
-            record = identities.require(txn, c["id"], identity)
-            record.update(lastip=ip or record["lastip"], lastseen=now, devmode=bool(devmode))
-            identities.save(txn, c["id"], record)
-            state = state_mod.load(txn, c["id"], identity)
-        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
-        self.logs[c["id"]].event(now, "connect", identity=identity, **ctx)
-        self._emit(c, events.connect(identity, timestamp=now, tags=record["tags"], **ctx))
-        return state_mod.pending(state, c["settings"]["resources"])
+        job = _ConnectJob(self, c, identity, self.clock(), ip, protocol, connection_id,
+                          bool(devmode), None)
+        self._run_sync(job, c["id"], identity)
+        result = job.result
+        if isinstance(result, ServiceError):
+            raise result
+        assert result is not None
+        job.announce()
+        return result
+
+    def submit_connected(self, submit: Submit, done: Callable[[Any], None], *, identity: str,
+                         ip: str | None = None, protocol: str | None = None,
+                         connection_id: str | None = None, devmode: bool = False,
+                         connector_id: str | None = None) -> None:
+        """``device_connected`` grouped with the loop turn's other writes: once committed, the
+        ``connect`` log and event, then ``done(pending values)`` (or ``done(ServiceError)``
+        for an identity removed meanwhile). A ``done`` with a ``conn`` attribute has that
+        connection closed if the commit fails."""
+        c = self._connector(connector_id)
+        job = _ConnectJob(self, c, identity, self.clock(), ip, protocol, connection_id,
+                          bool(devmode), done)
+        submit(job, job)
+
+    def _run_sync(self, job: Callable[[WriteTxn], None], cid: str, identity: str) -> None:
+        """A device-side job in its own transaction; a failed commit drops the cache entry
+        the job changed."""
+        try:
+            with self.store.write() as txn:
+                job(txn)
+        except BaseException:
+            self._hot.pop((cid, identity), None)
+            raise
+
+    def _connected(self, txn: WriteTxn, c: Mapping[str, Any], identity: str, now: int,
+                   ip: str | None, devmode: bool) -> tuple[_Hot, dict[str, tuple[Value, int]]]:
+        hot = self._hot_entry(txn, c["id"], identity)
+        record = hot.record
+        record["lastip"] = ip or record["lastip"]
+        record["lastseen"] = now
+        record["devmode"] = devmode
+        txn.put(tables.IDENTITIES, hot.key, tables.dumps(record))
+        hot.stored_seen = now
+        return hot, state_mod.pending(hot.state, c["settings"]["resources"])
 
     def device_disconnected(self, *, identity: str, reason: str = "normal",
                             ip: str | None = None, protocol: str | None = None,
                             connection_id: str | None = None,
-                            connector_id: str | None = None) -> None:
+                            connector_id: str | None = None, release: bool = True,
+                            submit: Submit | None = None) -> None:
+        """Log and emit ``disconnect``. With ``release`` (the device's last connection) its
+        cache entry goes, its unsaved lastseen written: through ``submit`` (a group
+        committer's) when given, else in a transaction of its own."""
         c = self._connector(connector_id)
         now = self.clock()
         ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
         self.logs[c["id"]].event(now, "disconnect", identity=identity, detail=reason, **ctx)
         self._emit(c, events.disconnect(identity, reason, timestamp=now, **ctx))
+        if not release:
+            return
+        key = (c["id"], identity)
+        hot = self._hot.get(key)
+        if submit is not None:
+            submit(_Release(self, key), None)  # after this turn's writes of the device
+        elif hot is not None:
+            if hot.stored_seen != hot.record["lastseen"]:
+                with self.store.write() as txn:
+                    self._flush_hot(txn, c["id"], identity)
+            self._hot.pop(key, None)
 
     def write_values(self, *, identity: str, entries: list[tuple[object, Mapping[str, Any]]],
                      ip: str | None = None, protocol: str | None = None,
@@ -755,17 +907,20 @@ class Device2Service:
         ``{accepted: {alias: value}, invalid: {alias: message}}``; invalid values are logged
         (``invalid_value``) and still reach the ``data_in`` event raw (§4.3)."""
         c = self._connector(connector_id)
-        now = self.clock()
-        with self.store.write() as txn:
-            write = self._device_write(txn, c, identity, entries, now, ip)
-        self._written(c, identity, write, now, ip, protocol, connection_id)
-        return {"accepted": write.accepted, "invalid": write.invalid}
+        job = _WriteJob(self, c, identity, entries, self.clock(), ip, protocol, connection_id,
+                        None)
+        self._run_sync(job, c["id"], identity)
+        write = job.result
+        if isinstance(write, ServiceError):
+            raise write
+        assert write is not None
+        self._written(c, identity, write, job.now, ip, protocol, connection_id)
+        return {"accepted": write.accepted, "invalid": write.invalid or {}}
 
-    def submit_values(self, submit: Callable[[Callable[[WriteTxn], None], Callable[[], None]],
-                                             None],
-                      done: Callable[[ServiceError | None], None], *, identity: str,
-                      entries: list[tuple[object, Mapping[str, Any]]], ip: str | None = None,
-                      protocol: str | None = None, connection_id: str | None = None,
+    def submit_values(self, submit: Submit, done: Callable[[ServiceError | None], None], *,
+                      identity: str, entries: list[tuple[object, Mapping[str, Any]]],
+                      ip: str | None = None, protocol: str | None = None,
+                      connection_id: str | None = None,
                       connector_id: str | None = None) -> None:
         """``write_values`` grouped with the loop turn's other writes: ``submit(write, after)``
         is a group committer's. The write runs in that turn's transaction; ``done`` is called
@@ -773,50 +928,76 @@ class Device2Service:
         refusal never fails the other writes of the batch). A ``done`` with a ``conn``
         attribute has that connection closed if the commit fails."""
         c = self._connector(connector_id)
-        now = self.clock()
-        after = _AfterWrite(self, c, identity, now, ip, protocol, connection_id, done)
-
-        def write(txn: WriteTxn) -> None:
-            try:
-                after.result = self._device_write(txn, c, identity, entries, now, ip)
-            except ServiceError as error:
-                after.result = error
-
-        submit(write, after)
+        job = _WriteJob(self, c, identity, entries, self.clock(), ip, protocol, connection_id,
+                        done)
+        submit(job, job)
 
     def _device_write(self, txn: WriteTxn, c: Mapping[str, Any], identity: str,
                       entries: list[tuple[object, Mapping[str, Any]]], now: int,
                       ip: str | None) -> _DeviceWrite:
+        """Apply a device write to the identity's cached state and store the state; the
+        record only when lastip changed or the stored lastseen is LASTSEEN_PERSIST_US old."""
         resources = c["settings"]["resources"]
-        timed = [(batch_timestamp_us(ts, now), values) for ts, values in entries]
+        hot = self._hot_entry(txn, c["id"], identity)
+        state = hot.state
         write = _DeviceWrite()
-        record = identities.require(txn, c["id"], identity)
-        state = state_mod.load(txn, c["id"], identity)
-        for ts, values in sorted(timed, key=lambda e: e[0]):
-            ok, bad = state_mod.device_write(state, resources, values, ts)
-            write.accepted.update(ok)
-            write.invalid.update({a: e.message for a, e in bad.items()})
-            write.payload.append((ts, {a: ok.get(a, v) for a, v in values.items()}))
-        state_mod.save(txn, c["id"], identity, state)
+        if len(entries) == 1 and entries[0][0] is None:  # one write at server time
+            values = entries[0][1]
+            ok, bad = state_mod.device_write(state, resources, values, now)
+            write.accepted = ok
+            write.timed = [(now, values, ok)]
+        else:
+            timed = sorted(((batch_timestamp_us(ts, now), values) for ts, values in entries),
+                           key=lambda e: e[0])
+            bad = {}
+            for ts, values in timed:
+                ok, errors = state_mod.device_write(state, resources, values, ts)
+                write.accepted.update(ok)
+                bad.update(errors)
+                write.timed.append((ts, values, ok))
+        if bad:
+            write.invalid = {a: e.message for a, e in bad.items()}
+        txn.put(tables.STATE, hot.key, tables.dumps(state))
+        record = hot.record
         record["lastseen"] = now
-        if ip:
-            record["lastip"] = ip
-        identities.save(txn, c["id"], record)
+        stored = hot.stored_seen
+        if (ip and ip != record["lastip"]) or stored is None or now - stored >= \
+                LASTSEEN_PERSIST_US:
+            if ip:
+                record["lastip"] = ip
+            txn.put(tables.IDENTITIES, hot.key, tables.dumps(record))
+            hot.stored_seen = now
         write.tags = record["tags"]
         return write
 
     def _written(self, c: Mapping[str, Any], identity: str, write: _DeviceWrite, now: int,
                  ip: str | None, protocol: str | None, connection_id: str | None) -> None:
-        """After a device write is stored: the logs and the ``data_in`` event."""
-        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
-        logs = self.logs[c["id"]]
-        for alias, message in write.invalid.items():
-            logs.debug(now, "invalid_value", identity=identity, detail=f"{alias}: {message}",
-                       **ctx)
-        logs.event(now, "data_in", identity=identity, detail=sorted(
-            {a for _, v in write.payload for a in v}), **ctx)
-        self._emit(c, events.data_in(identity, write.payload, timestamp=now, tags=write.tags,
-                                     **ctx))
+        """After a device write is stored: the logs and the ``data_in`` event (built only
+        when the type is enabled and ``wants_event`` says somebody listens)."""
+        cid = c["id"]
+        logs = self.logs[cid]
+        if write.invalid:
+            for alias, message in write.invalid.items():
+                logs.debug(now, "invalid_value", identity=identity, ip=ip, protocol=protocol,
+                           connection_id=connection_id, detail=f"{alias}: {message}")
+        timed = write.timed
+        aliases = (list(timed[0][1]) if len(timed) == 1
+                   else list({a: None for _, v, _ in timed for a in v}))
+        if len(aliases) > 1:
+            aliases.sort()
+        logs.rings["event"].append({
+            "timestamp_us": now, "identity": identity, "ip": ip, "protocol": protocol,
+            "type": "data_in", "connection_id": connection_id, "detail": aliases})
+        if self.on_event is None or "data_in" not in c["settings"]["events"]["types"]:
+            return
+        wants = self.wants_event
+        if wants is not None and not wants(cid, identity, "data_in"):
+            return
+        payload = [(ts, {a: ok.get(a, v) for a, v in values.items()})
+                   for ts, values, ok in timed]
+        self.on_event(cid, events.data_in(identity, payload, timestamp=now, tags=write.tags,
+                                          ip=ip, protocol=protocol,
+                                          connection_id=connection_id))
 
     def read_values(self, *, identity: str, aliases: list[str],
                     connector_id: str | None = None) -> dict[str, Value]:
@@ -839,6 +1020,8 @@ class Device2Service:
         now = self.clock()
         with self.store.write() as txn:
             gone = expire_due(txn, c["id"], now)
+        for identity in gone:  # whitelisted ones, never written: no entry, to be sure
+            self._hot.pop((c["id"], identity), None)
         for identity in gone:
             self.logs[c["id"]].event(now, "expired", identity=identity)
             self._emit(c, events.expired(identity, timestamp=now))
@@ -848,19 +1031,49 @@ class Device2Service:
 _tags_mod = tags
 
 
-class _AfterWrite:
-    """Runs once a grouped device write is committed: its logs and event, then ``done``. It
-    carries ``done``'s ``conn`` (if any), so a failed commit closes that connection."""
+class _Hot:
+    """A hot cache entry: the identity's decoded record (with the newest lastseen/lastip)
+    and state, their key, and the lastseen the store holds."""
 
-    __slots__ = ("service", "connector", "identity", "now", "ip", "protocol", "connection_id",
-                 "done", "conn", "result")
+    __slots__ = ("record", "state", "key", "stored_seen")
+
+    def __init__(self, record: dict[str, Any], state: state_mod.State, key: bytes) -> None:
+        self.record = record
+        self.state = state
+        self.key = key
+        self.stored_seen: int | None = record["lastseen"]
+
+
+class _DeviceWrite:
+    """What one device write did (for its logs and event): ``timed`` is (µs, raw values,
+    accepted typed values) per entry, oldest first."""
+
+    __slots__ = ("accepted", "invalid", "timed", "tags")
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, Value] = {}
+        self.invalid: dict[str, str] | None = None
+        self.timed: list[tuple[int, Mapping[str, Any], dict[str, Value]]] = []
+        self.tags: list[dict[str, str]] = []
+
+
+class _WriteJob:
+    """One device write through a group committer, made per message, so one object is both
+    the write (called with the turn's transaction) and the callback after the commit (called
+    without): the logs and event, then ``done``. It carries ``done``'s ``conn`` (if any), so
+    a failed commit closes that connection."""
+
+    __slots__ = ("service", "connector", "identity", "entries", "now", "ip", "protocol",
+                 "connection_id", "done", "conn", "result")
 
     def __init__(self, service: Device2Service, connector: Mapping[str, Any], identity: str,
-                 now: int, ip: str | None, protocol: str | None, connection_id: str | None,
-                 done: Callable[[ServiceError | None], None]) -> None:
+                 entries: list[tuple[object, Mapping[str, Any]]], now: int, ip: str | None,
+                 protocol: str | None, connection_id: str | None,
+                 done: Callable[[ServiceError | None], None] | None) -> None:
         self.service = service
         self.connector = connector
         self.identity = identity
+        self.entries = entries
         self.now = now
         self.ip = ip
         self.protocol = protocol
@@ -869,24 +1082,84 @@ class _AfterWrite:
         self.conn = getattr(done, "conn", None)
         self.result: _DeviceWrite | ServiceError | None = None
 
-    def __call__(self) -> None:
+    def __call__(self, txn: WriteTxn | None = None) -> None:
+        if txn is not None:
+            try:
+                self.result = self.service._device_write(txn, self.connector, self.identity,
+                                                         self.entries, self.now, self.ip)
+            except ServiceError as error:
+                self.result = error
+            return
         result = self.result
-        if isinstance(result, _DeviceWrite):
+        assert self.done is not None
+        if type(result) is _DeviceWrite:
             self.service._written(self.connector, self.identity, result, self.now, self.ip,
                                   self.protocol, self.connection_id)
             self.done(None)
         else:
-            self.done(result)
+            self.done(result)  # type: ignore[arg-type]
 
 
-@dataclass
-class _DeviceWrite:
-    """What one device write did (for its logs and event)."""
+class _ConnectJob:
+    """A device's connect through a group committer (write, then after the commit), as
+    ``_WriteJob``; ``done`` gets the pending set values or the ServiceError."""
 
-    accepted: dict[str, Value] = field(default_factory=dict)
-    invalid: dict[str, str] = field(default_factory=dict)
-    payload: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    tags: list[dict[str, str]] = field(default_factory=list)
+    __slots__ = ("service", "connector", "identity", "now", "ip", "protocol", "connection_id",
+                 "devmode", "done", "conn", "result", "tags")
+
+    def __init__(self, service: Device2Service, connector: Mapping[str, Any], identity: str,
+                 now: int, ip: str | None, protocol: str | None, connection_id: str | None,
+                 devmode: bool, done: Callable[[Any], None] | None) -> None:
+        self.service = service
+        self.connector = connector
+        self.identity = identity
+        self.now = now
+        self.ip = ip
+        self.protocol = protocol
+        self.connection_id = connection_id
+        self.devmode = devmode
+        self.done = done
+        self.conn = getattr(done, "conn", None)
+        self.result: dict[str, tuple[Value, int]] | ServiceError | None = None
+        self.tags: list[dict[str, str]] = []
+
+    def __call__(self, txn: WriteTxn | None = None) -> None:
+        if txn is not None:
+            try:
+                hot, self.result = self.service._connected(
+                    txn, self.connector, self.identity, self.now, self.ip, self.devmode)
+                self.tags = hot.record["tags"]
+            except ServiceError as error:
+                self.result = error
+            return
+        if not isinstance(self.result, ServiceError):
+            self.announce()
+        assert self.done is not None
+        self.done(self.result)
+
+    def announce(self) -> None:
+        """The ``connect`` log entry and event."""
+        service, c = self.service, self.connector
+        ctx = {"ip": self.ip, "protocol": self.protocol, "connection_id": self.connection_id}
+        service.logs[c["id"]].event(self.now, "connect", identity=self.identity, **ctx)
+        service._emit(c, events.connect(self.identity, timestamp=self.now, tags=self.tags,
+                                        **ctx))
+
+
+class _Release:
+    """A disconnected device leaves the hot cache, its unsaved lastseen written, in the
+    group committer's turn (after the device's writes of that turn)."""
+
+    __slots__ = ("service", "key")
+
+    def __init__(self, service: Device2Service, key: tuple[str, str]) -> None:
+        self.service = service
+        self.key = key
+
+    def __call__(self, txn: WriteTxn) -> None:
+        hot = self.service._hot.pop(self.key, None)
+        if hot is not None and hot.stored_seen != hot.record["lastseen"]:
+            txn.put(tables.IDENTITIES, hot.key, tables.dumps(hot.record))
 
 
 def identities_exists(txn: ReadTxn, cid: str, identity: str) -> bool:

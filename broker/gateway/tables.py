@@ -45,8 +45,12 @@ def last_part(raw: bytes) -> str:
     return raw.rsplit(SEP, 1)[-1].decode("utf-8")
 
 
+# One encoder for every record: ``json.dumps`` with options builds a new encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _encode(value).encode("utf-8")
 
 
 def loads(raw: bytes) -> Any:

@@ -19,9 +19,10 @@ The hot cache (``_hot``): the decoded identity record and state of the devices b
 from the store. The cached record and state are always the newest (a device write updates them
 and writes the state in the same transaction), except ``lastseen``: kept in the cache and
 written to the store only when ``lastip`` changes, at connect, when the stored value is
-``LASTSEEN_PERSIST_US`` (10 s) old, when the entry leaves the cache (disconnect, eviction) and
-before any other operation rewrites the record. getIdentity/listIdentities show the cached
-(exact) ``lastseen``; sorting listIdentities by ``lastseen`` uses the stored one (≤ 10 s old).
+``LASTSEEN_PERSIST_US`` (10 s on average, jittered) old, when the entry leaves the cache
+(disconnect, eviction) and before any other operation rewrites the record.
+getIdentity/listIdentities show the cached (exact) ``lastseen``; sorting listIdentities by
+``lastseen`` uses the stored one (≤ 15 s old).
 Invalidation, kept simple:
 - every synchronous operation that changes an identity (its record, state, tags, credentials,
   provisioning, removal) first writes that identity's unsaved ``lastseen`` into its own
@@ -37,6 +38,7 @@ from __future__ import annotations
 import csv
 import inspect
 import io
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -869,7 +871,7 @@ class Device2Service:
         record["lastseen"] = now
         record["devmode"] = devmode
         txn.put(tables.IDENTITIES, hot.key, tables.dumps(record))
-        hot.stored_seen = now
+        hot.saved(now)
         return hot, state_mod.pending(hot.state, c["settings"]["resources"])
 
     def device_disconnected(self, *, identity: str, reason: str = "normal",
@@ -960,13 +962,11 @@ class Device2Service:
         txn.put(tables.STATE, hot.key, tables.dumps(state))
         record = hot.record
         record["lastseen"] = now
-        stored = hot.stored_seen
-        if (ip and ip != record["lastip"]) or stored is None or now - stored >= \
-                LASTSEEN_PERSIST_US:
+        if (ip and ip != record["lastip"]) or hot.stored_seen is None or now >= hot.persist_at:
             if ip:
                 record["lastip"] = ip
             txn.put(tables.IDENTITIES, hot.key, tables.dumps(record))
-            hot.stored_seen = now
+            hot.saved(now)
         write.tags = record["tags"]
         return write
 
@@ -1035,13 +1035,25 @@ class _Hot:
     """A hot cache entry: the identity's decoded record (with the newest lastseen/lastip)
     and state, their key, and the lastseen the store holds."""
 
-    __slots__ = ("record", "state", "key", "stored_seen")
+    __slots__ = ("record", "state", "key", "stored_seen", "persist_at")
 
     def __init__(self, record: dict[str, Any], state: state_mod.State, key: bytes) -> None:
         self.record = record
         self.state = state
         self.key = key
         self.stored_seen: int | None = record["lastseen"]
+        self.persist_at = _persist_after(record["lastseen"] or 0)
+
+    def saved(self, lastseen: int) -> None:
+        """The record with this lastseen is in the store (or on its way, in the same batch)."""
+        self.stored_seen = lastseen
+        self.persist_at = _persist_after(lastseen)
+
+
+def _persist_after(lastseen: int) -> int:
+    # 0.5-1.5x LASTSEEN_PERSIST_US at random: devices that connected together (a fleet after a
+    # restart) must not all rewrite their records in the same second, every 10 s.
+    return lastseen + int(LASTSEEN_PERSIST_US * (0.5 + random.random()))
 
 
 class _DeviceWrite:

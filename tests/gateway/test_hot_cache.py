@@ -20,6 +20,7 @@ from broker.storage.memory_store import MemoryStore
 from tests.gateway.conftest import FAST_SCRYPT, Clock, Recorder
 
 N_S = LASTSEEN_PERSIST_US / 1_000_000
+PAST_PERSIST = N_S * 1.5 + 1  # beyond the longest (jittered) persist interval
 
 
 def write(service: Device2Service, **values: Any) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def test_lock_and_tags_survive_later_writes(dev: Device2Service, store: Store, c
                                             recorder: Recorder) -> None:
     write(dev, temp="1")
     dev.updateIdentity(identity="d", locked=True, tags=[{"name": "site", "value": "a"}])
-    clock.advance(N_S + 1)  # the next write rewrites the record (lastseen)
+    clock.advance(PAST_PERSIST)  # the next write rewrites the record (lastseen)
     write(dev, temp="2")
     record, _ = stored(store, dev)
     assert record["locked"] is True and record["tags"] == [{"name": "site", "value": "a"}]
@@ -86,7 +87,7 @@ def test_lock_and_tags_survive_later_writes(dev: Device2Service, store: Store, c
     write(dev, temp="3")
     assert {t["name"] for t in recorder.events[-1][1]["tags"]} == {"site", "floor"}
     dev.removeIdentityTag(identity="d", tags=[{"name": "site"}])
-    clock.advance(N_S + 1)
+    clock.advance(PAST_PERSIST)
     write(dev, temp="4")
     record, _ = stored(store, dev)
     assert record["tags"] == [{"name": "floor", "value": "2"}]
@@ -96,7 +97,7 @@ def test_new_credentials_survive_later_writes(dev: Device2Service, store: Store,
                                               clock: Clock) -> None:
     write(dev, temp="1")
     dev.updateIdentity(identity="d", auth={"expire": 0})  # revoked: reprovision
-    clock.advance(N_S + 1)
+    clock.advance(PAST_PERSIST)
     write(dev, temp="2")
     record, _ = stored(store, dev)
     assert record["reprovision"] is True and record["auth"]["secret"] is None
@@ -110,7 +111,7 @@ def test_provisioning_again_survives_later_writes(dev: Device2Service, store: St
     assert dev.provision(identity="d").accepted
     after, _ = stored(store, dev)
     assert after["auth"]["secret"] not in (None, before["auth"]["secret"])
-    clock.advance(N_S + 1)
+    clock.advance(PAST_PERSIST)
     write(dev, temp="2")
     record, _ = stored(store, dev)
     assert record["auth"]["secret"] == after["auth"]["secret"] and not record["reprovision"]
@@ -146,7 +147,7 @@ def test_lastseen_is_coalesced(dev: Device2Service, store: Store, clock: Clock) 
     assert dev.getIdentity(identity="d")["lastseen"] == clock.now  # the cached value shown
     listed = dev.listIdentities()["devices"][0]
     assert listed["lastseen"] == clock.now
-    clock.advance(N_S)
+    clock.advance(PAST_PERSIST)
     write(dev, temp="3")
     assert stored(store, dev)[0]["lastseen"] == clock.now
 

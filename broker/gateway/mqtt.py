@@ -164,6 +164,9 @@ class GatewayHooks:
 
     def on_publish(self, client: Connection, packet: Publish) -> PublishDecision:
         realm = client.attrs.get("realm")
+        if (realm == "plain" or (realm == "provision" and self.plain.allow_anonymous)) and \
+                self.plain.acl is None and not packet.topic.startswith("$"):
+            return ROUTE  # a plain client on an ordinary topic: nothing to check (the hot path)
         if realm == "device":
             return self._device_publish(client, packet)
         if realm == "provision":

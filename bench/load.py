@@ -218,7 +218,7 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
                 [],
                 fleet_d,
                 DEVICE_METRICS,
-                setup_timeout=180.0,  # a device CONNECT is a store write (fsync'd with always)
+                setup_timeout=180.0,  # 10k device CONNECTs, each a grouped store write
                 brokers=(*SYNC_VARIANTS, "mosquitto"),
                 prepare=device_prepare(
                     _lg("fleet", fleet_d, **dev_fleet, **device_common, **gw),

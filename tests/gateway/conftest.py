@@ -12,14 +12,10 @@ import pytest
 
 from broker.gateway.service import Device2Service
 from broker.storage import Store
+from broker.storage.lmdb_store import LmdbStore
 from broker.storage.memory_store import MemoryStore
 
-try:
-    from broker.storage.lmdb_store import LmdbStore
-except ImportError:  # pragma: no cover - before the LMDB store lands
-    LmdbStore = None  # type: ignore[assignment,misc]
-
-STORES = ["memory"] + (["lmdb"] if LmdbStore is not None else [])
+STORES = ["memory", "lmdb"]
 FAST_SCRYPT = 1024  # same format and checks as 2**14, a fraction of the CPU
 T0 = 1_700_000_000_000_000  # µs
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from broker.core.handle_connect import connect_decided
 from broker.gateway import events as events_mod
 from broker.gateway.errors import ServiceError
 from broker.gateway.provisioning import Presented
 from broker.gateway.resources import value_text
-from broker.hooks import PublishDecision
+from broker.hooks import AUTHENTICATING, PublishDecision
 from broker.mqtt import constants as c
 from broker.security.policy import PlainPolicy
 from broker.session.session import Message
@@ -71,27 +72,51 @@ class GatewayHooks:
     # -- CONNECT ----------------------------------------------------------------------
 
     def authenticate(self, client: Connection, packet: Connect) -> int:
-        code = self._authenticate(client, packet)
-        if (code == c.CONNACK_ACCEPTED and client.attrs.get("realm") != "device"
-                and packet.client_id.startswith(f"{self.connector}.")):
-            # Devices' client ids (<connector>.<identity>): nobody else may take one over.
-            return c.CONNACK_IDENTIFIER_REJECTED
-        return code
-
-    def _authenticate(self, client: Connection, packet: Connect) -> int:
         cid = self.connector
         attrs = client.attrs
         username = packet.username or ""
         password = packet.password
         if not username and not password:
             attrs.update(realm="provision", connector=cid)
-            return c.CONNACK_ACCEPTED
+            return self._not_a_device(packet, c.CONNACK_ACCEPTED)
         secret = _text(password)
         if username:
             app_connector = self.service.verify_app_key(username, secret or "")
             if app_connector is not None:
                 attrs.update(realm="app", connector=app_connector)
-                return c.CONNACK_ACCEPTED
+                return self._not_a_device(packet, c.CONNACK_ACCEPTED)
+            # Identity + password: scrypt (~60 ms) unless remembered, and for an unknown
+            # identity too (equal timing). Hashed in a thread; the CONNECT waits, not the loop.
+            slow, stored = self.service.password_hash_to_check(
+                identity=username, password=secret or "", connector_id=cid)
+            offload = client.broker.offload
+            if slow and offload is not None:
+                raw = (secret or "").encode("utf-8", "surrogatepass")
+                verifier = self.service.verifier
+                offload(lambda: verifier.verify(stored, raw),
+                        lambda ok: self._hashed(client, packet, secret, ok, stored is None))
+                return AUTHENTICATING
+        return self._decide(client, packet, secret)
+
+    def _hashed(self, client: Connection, packet: Connect, secret: str | None, ok: bool,
+                unknown: bool) -> None:
+        """The password hash of a waiting CONNECT is done (back on the loop)."""
+        if ok:  # remembered by the verifier now: the decision below hashes nothing
+            code = self._decide(client, packet, secret)
+        elif unknown:  # not a device of this connector: maybe a user of the plain broker
+            code = self._plain(client, packet)
+        else:
+            self.service.logs[self.connector].debug(
+                self.service.clock(), "bad_credentials", identity=packet.username,
+                ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
+                detail="bad_credentials")
+            code = c.CONNACK_BAD_CREDENTIALS
+        if code != AUTHENTICATING:
+            connect_decided(client, code)
+
+    def _decide(self, client: Connection, packet: Connect, secret: str | None) -> int:
+        cid = self.connector
+        username = packet.username or ""
         result = self.service.authenticate(
             token=None if username else secret, identity=username or None,
             password=secret if username else None, ip=client.peer[0], protocol="mqtt",
@@ -99,18 +124,29 @@ class GatewayHooks:
         if result.ok and result.identity is not None:
             # Kept for a re-provision over this connection (§3.2 step 6: old credentials).
             presented = Presented(password=secret) if username else Presented(token=secret)
-            attrs.update(realm="device", connector=cid, identity=result.identity,
-                         presented=presented)
+            client.attrs.update(realm="device", connector=cid, identity=result.identity,
+                                presented=presented)
             client.client_id = f"{cid}.{result.identity}"
             packet.clean_session = True
             return c.CONNACK_ACCEPTED
         if username and result.identity is None:
-            # Not a device of this connector: maybe a user of the plain broker.
-            code = self.plain.authenticate(client, packet)
-            if code == c.CONNACK_ACCEPTED:
-                attrs.update(realm="plain", connector=cid)
-            return code
+            return self._plain(client, packet)
         return REFUSAL_CODES.get(result.reason or "", c.CONNACK_NOT_AUTHORIZED)
+
+    def _plain(self, client: Connection, packet: Connect) -> int:
+        """Not a device: a user of the plain broker (password file, allow_anonymous)."""
+        client.attrs.update(realm="plain", connector=self.connector)
+        code = self._not_a_device(packet, c.CONNACK_ACCEPTED)
+        if code != c.CONNACK_ACCEPTED:
+            return code
+        return self.plain.authenticate(client, packet)
+
+    def _not_a_device(self, packet: Connect, code: int) -> int:
+        """Devices' client ids (<connector>.<identity>) are theirs: nobody else may take one
+        over (``duplicate_connection``)."""
+        if packet.client_id.startswith(f"{self.connector}."):
+            return c.CONNACK_IDENTIFIER_REJECTED
+        return code
 
     def on_connect(self, client: Connection) -> None:
         attrs = client.attrs

@@ -803,6 +803,25 @@ class Device2Service:
                 self._emit(c, events.expired(shown, timestamp=now, **ctx))
         return outcome
 
+    def password_hash_to_check(self, *, identity: str, password: str,
+                               connector_id: str | None = None) -> tuple[bool, str | None]:
+        """Whether authenticating ``identity`` with ``password`` would run the slow hash
+        (scrypt, ~60 ms), and against which stored hash (None: an unknown identity, checked
+        against a dummy so timing tells nothing). The MQTT layer hashes in a thread first;
+        a success is then remembered by ``self.verifier`` and ``authenticate`` is instant."""
+        c = self._connector(connector_id)
+        with self.auth_store.read() as txn:
+            record = identities.load(txn, c["id"], identity)
+        if record is None:
+            return True, None
+        auth = record["auth"]
+        if (record["locked"] or record["reprovision"] or auth["type"] != "password"
+                or not identities.has_credentials(record)):
+            return False, None  # decided without hashing
+        secret = auth["secret"]
+        raw = password.encode("utf-8", "surrogatepass")
+        return not self.verifier.remembered(secret, raw), secret
+
     def authenticate(self, *, token: str | None = None, identity: str | None = None,
                      password: str | None = None, certificate: str | bytes | None = None,
                      ip: str | None = None, protocol: str | None = None,

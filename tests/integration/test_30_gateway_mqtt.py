@@ -16,7 +16,8 @@ import pytest
 
 from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
-from broker.mqtt.packets import Connect, Puback, Publish, Subscribe
+from broker.mqtt import codec
+from broker.mqtt.packets import Connack, Connect, Puback, Publish, Subscribe
 from broker.security.policy import PlainPolicy
 from broker.storage import Store
 from broker.storage.commit import DrainedStore, GroupCommitter
@@ -457,3 +458,30 @@ def test_nobody_takes_a_device_client_id(gateway_factory: Callable[..., Gateway]
     # The device itself may send its fully qualified identity as client id (§5.1).
     with RawClient(gw.host, gw.port) as d:
         d.connect(f"{gw.cid}.dev1", username="", password=token.encode())
+
+
+def test_password_devices_hash_off_the_loop(gw: Gateway) -> None:
+    """§2.4 password mode over MQTT: provision with a ≥20-character password, then log in with
+    identity + password (hashed in a worker thread while the CONNECT waits); a wrong password
+    gets CONNACK 4; a username that is no device is left to the plain policy (here: 5). A
+    PUBLISH sent right behind the CONNECT waits for the decision and is then handled."""
+    gw.call(lambda: gw.service.updateGatewaySettings(provisioning={"auth_type": "password"}))
+    password = b"correct horse battery staple"
+    with RawClient(gw.host, gw.port) as c:
+        c.connect()
+        c.publish("$provision/pw1", password, qos=1, packet_id=1)
+        c.expect(Puback(1))
+        reply = c.recv()
+        assert isinstance(reply, Publish) and reply.payload == b""  # password mode: no token
+    with RawClient(gw.host, gw.port) as d:
+        d.send(codec.encode(Connect("", True, 60, username="pw1", password=password))
+               + codec.encode_publish("$resource/temp", b"5", 1, packet_id=9))
+        assert d.recv() == Connack(False, 0)
+        d.expect(Puback(9))
+    state = gw.call(lambda: gw.service.getIdentityState(identity="pw1"))
+    assert state["temp"]["reported"] == 5
+    with RawClient(gw.host, gw.port) as d:
+        d.connect(username="pw1", password=b"wrong horse battery staple", expect_rc=4)
+    with RawClient(gw.host, gw.port) as d:
+        d.connect(username="nobody", password=b"whatever", expect_rc=5)
+    assert "bad_credentials" in gw.debug_reasons()

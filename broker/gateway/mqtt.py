@@ -156,10 +156,14 @@ class GatewayHooks:
         self.devices[key] = client
         attrs["will"] = client.will  # the core drops it before on_disconnect
         committer = client.broker.committer
+        # §2.2: a device that came through the devmode endpoint is flagged. Today's only MQTT
+        # listener is the plain one (devmode, or opened explicitly with --mqtt); TLS
+        # connections will carry another protocol name.
+        devmode = client.protocol == "mqtt"
         if committer is None:
             pending = self.service.device_connected(
                 identity=key[1], ip=client.peer[0], protocol="mqtt",
-                connection_id=client.connection_id, connector_id=key[0])
+                connection_id=client.connection_id, devmode=devmode, connector_id=key[0])
             for alias, (value, timestamp) in pending.items():
                 self._deliver(client, alias, value, timestamp)
             return
@@ -168,7 +172,7 @@ class GatewayHooks:
         self.service.submit_connected(
             committer.submit, _Connected(self, client, key), identity=key[1],
             ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
-            connector_id=key[0])
+            devmode=devmode, connector_id=key[0])
 
     def on_disconnect(self, client: Connection, reason: str) -> None:
         attrs = client.attrs

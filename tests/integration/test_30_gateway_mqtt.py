@@ -17,7 +17,7 @@ import pytest
 from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
 from broker.mqtt import codec
-from broker.mqtt.packets import Connack, Connect, Puback, Publish, Subscribe
+from broker.mqtt.packets import Connack, Connect, Pingreq, Pingresp, Puback, Publish, Subscribe
 from broker.security.policy import PlainPolicy
 from broker.storage import Store
 from broker.storage.commit import DrainedStore, GroupCommitter
@@ -107,9 +107,14 @@ def device(gw: Gateway, token: str) -> RawClient:
 def test_provision_then_connect_with_the_token(gw: Gateway) -> None:
     """§3.4, §5.1: the token from $provision authenticates; CONNACK 0."""
     token = provision(gw, "dev1")
-    with device(gw, token):
+    with device(gw, token) as d:
+        d.send(Pingreq())  # a round trip: the connect's record write is committed by now
+        assert d.recv() == Pingresp()
         record = gw.call(lambda: gw.service.getIdentity(identity="dev1"))
     assert record["status"] == "provisioned"
+    assert record["devmode"] is True  # §2.2: connected through the plain (devmode) listener
+    devmode = gw.call(lambda: gw.service.listIdentities(status="devmode"))
+    assert [d["identity"] for d in devmode["devices"]] == ["dev1"]
 
 
 def test_wrong_token_is_refused_with_connack_4(gw: Gateway) -> None:

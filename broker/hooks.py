@@ -35,6 +35,10 @@ class BrokerHooks(Protocol):
         client's packet, e.g. events to applications)."""
         ...
 
+    def detach(self) -> None:
+        """Called once when the server stops, before the store closes (stop timers)."""
+        ...
+
     def authenticate(self, client: Connection, packet: Connect) -> int:
         """CONNACK return code: 0 accepts; 4 bad credentials; 5 not authorized.
 

@@ -92,6 +92,22 @@ class StoreContract:
                 b"dev", b"dev/1", b"dev/1/a", b"dev/2", b"devx"]
             assert list(txn.scan("t", b"zzz")) == []
 
+    def test_scan_from_a_start_key(self, store: Store) -> None:
+        """scan(prefix, start) resumes a walk: keys ≥ start within the prefix, in order, also
+        inside a write transaction with pending writes."""
+        with store.write() as txn:
+            for key in (b"c/1", b"c/2", b"c/3", b"d/1", b"b/9"):
+                txn.put("t", key, b"")
+        with store.read() as txn:
+            assert [k for k, _ in txn.scan("t", b"c/", b"c/2")] == [b"c/2", b"c/3"]
+            assert [k for k, _ in txn.scan("t", b"c/", b"c/2\x00")] == [b"c/3"]
+            assert [k for k, _ in txn.scan("t", b"c/", b"a")] == [b"c/1", b"c/2", b"c/3"]
+            assert list(txn.scan("t", b"c/", b"c/4")) == []
+        with store.write() as txn:
+            txn.put("t", b"c/25", b"")
+            txn.delete("t", b"c/3")
+            assert [k for k, _ in txn.scan("t", b"c/", b"c/2\x00")] == [b"c/25"]
+
     def test_scan_after_delete(self, store: Store) -> None:
         """A deleted key no longer appears in scans."""
         with store.write() as txn:

@@ -18,6 +18,7 @@ transaction (fsync'd per ``storage.sync``), then their PUBACKs leave, in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ DEFERRED = PublishDecision.DEFERRED
 DENIED = PublishDecision.DENIED
 
 DEVICE_FILTERS = ("$resource/#", "$resource/+/+", "$provision/#")
+EXPIRY_SWEEP_S = 1.0
+EXPIRY_SWEEP_BATCH = 1000
 # Topics of the gateway's own: only devices and applications of a connector may use them.
 GATEWAY_TOPICS = ("$resource", "$provision", "$data/", "$events/", "$set/")
 # CONNACK for a refused device (§5.1): 4 stops real clients from retrying; locked is ignored.
@@ -57,6 +60,7 @@ class GatewayHooks:
         self.plain = plain
         self.connector = service.ensure_default_connector()  # plain listeners serve it
         self.broker: Broker | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.devices: dict[tuple[str, str], Connection] = {}
         service.push = self.push
         service.disconnect = self.disconnect
@@ -68,6 +72,22 @@ class GatewayHooks:
         self.broker = broker
         if broker.committer is not None:
             self.service.attach_committer(broker.committer)
+        self._sweep_handle = asyncio.get_running_loop().call_later(EXPIRY_SWEEP_S, self._sweep)
+
+    def detach(self) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+
+    def _sweep(self) -> None:
+        """§3.1 expired: a step of the sweep that deletes whitelisted identities past their
+        provisioning window (EXPIRY_SWEEP_BATCH identities a connector per step, so 100k
+        identities are swept every 100 s without a long pause)."""
+        try:
+            self.service.expire_step(EXPIRY_SWEEP_BATCH)
+        finally:
+            loop = asyncio.get_running_loop()
+            self._sweep_handle = loop.call_later(EXPIRY_SWEEP_S, self._sweep)
 
     # -- CONNECT ----------------------------------------------------------------------
 

@@ -218,16 +218,22 @@ def authenticate(txn: ReadTxn, cid: str, hash_key: str, *, now_us: int,
     return AuthResult(identity, None, record)
 
 
-def expire_due(txn: WriteTxn, cid: str, now_us: int) -> list[str]:
-    """Delete whitelisted identities past ``auth.expire`` (the timer of §3.1); their names.
+def expire_due(txn: WriteTxn, cid: str, now_us: int, *, start: bytes = b"",
+               limit: int | None = None) -> tuple[list[str], bytes | None]:
+    """Delete whitelisted identities past ``auth.expire`` (the timer of §3.1): their names, and
+    the key to resume from (None when the walk reached the end).
 
-    A scan of the connector's records: run it from a slow timer, not per request."""
+    Walks the connector's records from ``start``, at most ``limit`` of them, so a timer can
+    sweep a large fleet in small steps instead of one long scan."""
     gone: list[str] = []
-    for _, raw in list(txn.scan(tables.IDENTITIES, tables.prefix(cid))):
+    rows = txn.scan(tables.IDENTITIES, tables.prefix(cid), start)
+    for count, (key, raw) in enumerate(rows):
+        if limit is not None and count == limit:
+            return gone, key
         record = tables.loads(raw)
         expire = record["auth"]["expire"]
         if (expire is not None and now_us > expire and not record["reprovision"]
                 and not identities.has_credentials(record)):
             identities.delete(txn, cid, record)
             gone.append(record["identity"])
-    return gone
+    return gone, None

@@ -114,6 +114,7 @@ class Device2Service:
         self.verifier = PasswordVerifier()
         # Connector records by id; every change goes through this object, which updates it.
         self._connectors: dict[str, dict[str, Any]] = {}
+        self._sweep: dict[str, bytes] = {}  # connector id -> key the expiry sweep resumes at
         self._default: str | None = None
         self.operations: dict[str, Callable[..., Any]] = {
             "getGatewaySettings": self.getGatewaySettings,
@@ -1034,17 +1035,36 @@ class Device2Service:
         return state_mod.pending(state, c["settings"]["resources"])
 
     def expire_identities(self, *, connector_id: str | None = None) -> list[str]:
-        """Delete whitelisted identities past their provisioning window; emits ``expired``."""
+        """Delete whitelisted identities past their provisioning window; emits ``expired``.
+        One walk over every identity of the connector (``expire_step`` walks in steps)."""
+        gone, _ = self._expire(connector_id, b"", None)
+        return gone
+
+    def expire_step(self, limit: int = 1000) -> int:
+        """One step of the background sweep: the next ``limit`` identities of each connector,
+        resuming where the previous step ended (a whole fleet is swept every
+        ``identities / limit`` steps). Returns how many identities it deleted."""
+        deleted = 0
+        with self.store.read() as txn:
+            connectors = [tables.loads(raw)["id"] for _, raw in txn.scan(tables.CONNECTORS)]
+        for cid in connectors:
+            gone, resume = self._expire(cid, self._sweep.get(cid, b""), limit)
+            self._sweep[cid] = resume or b""
+            deleted += len(gone)
+        return deleted
+
+    def _expire(self, connector_id: str | None, start: bytes,
+                limit: int | None) -> tuple[list[str], bytes | None]:
         c = self._connector(connector_id)
         now = self.clock()
         with self.store.write() as txn:
-            gone = expire_due(txn, c["id"], now)
+            gone, resume = expire_due(txn, c["id"], now, start=start, limit=limit)
         for identity in gone:  # whitelisted ones, never written: no entry, to be sure
             self._hot.pop((c["id"], identity), None)
         for identity in gone:
             self.logs[c["id"]].event(now, "expired", identity=identity)
             self._emit(c, events.expired(identity, timestamp=now))
-        return gone
+        return gone, resume
 
 
 _tags_mod = tags

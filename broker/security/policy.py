@@ -52,6 +52,9 @@ class PlainPolicy:
     def attach(self, broker: Broker) -> None:
         pass
 
+    def detach(self) -> None:
+        pass
+
     def authenticate(self, client: Connection, packet: Connect) -> int:
         if packet.username is None:
             return c.CONNACK_ACCEPTED if self.allow_anonymous else c.CONNACK_NOT_AUTHORIZED

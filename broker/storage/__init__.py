@@ -16,8 +16,10 @@ from typing import Protocol
 class ReadTxn(Protocol):
     def get(self, table: str, key: bytes) -> bytes | None: ...
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Pairs of ``table`` whose key starts with ``prefix``, in key order."""
+    def scan(self, table: str, prefix: bytes = b"",
+             start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Pairs of ``table`` whose key starts with ``prefix``, in key order, from the first
+        key ≥ ``start`` (to resume a walk in steps)."""
         ...
 
 

@@ -51,9 +51,9 @@ def _recording_txn(store: Store, layers: list[Ops]) -> OverlayTxn:
         with store.read() as txn:
             return txn.get(table, key)
 
-    def scan(table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    def scan(table: str, prefix: bytes, start: bytes) -> list[tuple[bytes, bytes]]:
         with store.read() as txn:
-            return list(txn.scan(table, prefix))
+            return list(txn.scan(table, prefix, start))
 
     return OverlayTxn(get, scan, layers)
 

@@ -49,7 +49,8 @@ class LmdbReadTxn:
         except lmdb.InvalidParameterError:
             return None
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, table: str, prefix: bytes = b"",
+             start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         db = self._store._dbs.get(table)
         if db is None:
             return
@@ -58,7 +59,7 @@ class LmdbReadTxn:
         except lmdb.InvalidParameterError:
             return
         with cursor:
-            if not cursor.set_range(prefix):
+            if not cursor.set_range(max(prefix, start)):
                 return
             for key, value in cursor.iternext():
                 if not key.startswith(prefix):
@@ -71,7 +72,7 @@ class LmdbWriteTxn(OverlayTxn):
 
     def __init__(self, store: LmdbStore) -> None:
         super().__init__(lambda t, k: self._read().get(t, k),
-                         lambda t, p: self._read().scan(t, p))
+                         lambda t, p, s: self._read().scan(t, p, s))
         self._store = store
         self._reader: Any = None
 

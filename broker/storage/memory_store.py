@@ -29,12 +29,13 @@ class MemoryReadTxn:
         t = self._tables.get(table)
         return None if t is None else t.values.get(key)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, table: str, prefix: bytes = b"",
+             start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         t = self._tables.get(table)
         if t is None:
             return
         keys = t.keys
-        i = bisect.bisect_left(keys, prefix)
+        i = bisect.bisect_left(keys, max(prefix, start))
         while i < len(keys) and keys[i].startswith(prefix):
             key = keys[i]
             yield key, t.values[key]

@@ -16,7 +16,7 @@ _MISSING = object()
 
 class OverlayTxn:
     def __init__(self, base_get: Callable[[str, bytes], bytes | None],
-                 base_scan: Callable[[str, bytes], Iterable[tuple[bytes, bytes]]],
+                 base_scan: Callable[[str, bytes, bytes], Iterable[tuple[bytes, bytes]]],
                  layers: Sequence[Ops] = ()) -> None:
         self._base_get = base_get
         self._base_scan = base_scan
@@ -30,11 +30,12 @@ class OverlayTxn:
                 return value  # type: ignore[return-value]
         return self._base_get(table, key)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        merged = dict(self._base_scan(table, prefix))
+    def scan(self, table: str, prefix: bytes = b"",
+             start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        merged = dict(self._base_scan(table, prefix, start))
         for layer in (*self._layers, self.pending):
             for (t, key), value in layer.items():
-                if t == table and key.startswith(prefix):
+                if t == table and key.startswith(prefix) and key >= start:
                     if value is None:
                         merged.pop(key, None)
                     else:

@@ -138,6 +138,8 @@ class Server:
             self._sync_handle.cancel()
         if self._wheel is not None:
             self._wheel.stop()
+        if self.hooks is not None:
+            self.hooks.detach()
         if self.broker is not None:
             self.broker.close_all()
         for server in self.listeners:

@@ -360,3 +360,18 @@ def test_application_keys(service: Device2Service, store: Store) -> None:
 def test_password_cost_default_is_production(store: Store) -> None:
     assert Device2Service(store).password_cost == 2**14
     assert FAST_SCRYPT < 2**14
+
+
+def test_expire_step_sweeps_in_steps_and_wraps(service: Device2Service, clock: Any) -> None:
+    """§3.1 expired, swept in steps: each step walks at most ``limit`` identities from where
+    the last one stopped and starts over after the end; only whitelisted identities past
+    their expiry go."""
+    past = clock.now - 1
+    for i in range(7):
+        service.addIdentity(identity=f"w{i}", auth={"expire": past if i % 2 == 0 else None})
+    gone_per_step = [service.expire_step(limit=3) for _ in range(3)]
+    assert gone_per_step == [2, 1, 1]  # w0-w2: w0,w2 | w3-w5: w4 | w6, the end
+    assert sorted(d["identity"] for d in service.listIdentities()["devices"]) == [
+        "w1", "w3", "w5"]
+    service.addIdentity(identity="w0", auth={"expire": past})
+    assert service.expire_step(limit=3) == 1  # the walk started over from the beginning

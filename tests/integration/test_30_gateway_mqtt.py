@@ -490,3 +490,21 @@ def test_password_devices_hash_off_the_loop(gw: Gateway) -> None:
     with RawClient(gw.host, gw.port) as d:
         d.connect(username="nobody", password=b"whatever", expect_rc=5)
     assert "bad_credentials" in gw.debug_reasons()
+
+
+def test_whitelisted_identities_expire_in_the_background(gw: Gateway) -> None:
+    """§3.1 expired: a whitelisted identity not provisioned before auth.expire is deleted by
+    the background sweep, with an `expired` event; provisioned ones and ones without expiry
+    stay."""
+    past = int(time.time() * 1_000_000) - 1_000_000
+    gw.call(lambda: gw.service.addIdentity(identity="late", auth={"expire": past}))
+    gw.call(lambda: gw.service.addIdentity(identity="open"))
+    provision(gw, "dev1")
+    app = gw.call(lambda: gw.service.create_app_key())
+    with connected(gw.host, gw.port, "app", username=app["key"],
+                   password=app["secret"].encode()) as a:
+        assert a.subscribe(f"$events/{gw.cid}/+/expired", 0) == [0]
+        event = json.loads(a.recv(timeout=5).payload)  # type: ignore[attr-defined]
+    assert (event["type"], event["identity"]) == ("expired", "late")
+    listed = gw.call(lambda: gw.service.listIdentities())
+    assert sorted(d["identity"] for d in listed["devices"]) == ["dev1", "open"]

@@ -213,9 +213,12 @@ class GatewayHooks:
             submit=committer.submit if committer is not None else None)
 
     def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
-        if client is None or "connector" not in client.attrs:
+        if client is None:
             return
-        self.service.logs[client.attrs["connector"]].debug(
+        # Before CONNECT a connection has no connector yet: the plain listener serves the
+        # default one, whose debug log keeps such pre-authentication failures (§8.2).
+        cid = client.attrs.get("connector", self.connector)
+        self.service.logs[cid].debug(
             self.service.clock(), reason, identity=client.attrs.get("identity"),
             ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
             detail=detail)

@@ -508,3 +508,41 @@ def test_whitelisted_identities_expire_in_the_background(gw: Gateway) -> None:
     assert (event["type"], event["identity"]) == ("expired", "late")
     listed = gw.call(lambda: gw.service.listIdentities())
     assert sorted(d["identity"] for d in listed["devices"]) == ["dev1", "open"]
+
+
+def test_failures_before_connect_reach_the_connector_debug_log(gw: Gateway) -> None:
+    """§8.2: pre-authentication failures (here a first packet that is not CONNECT) are in the
+    connector's debug log, with the client's IP."""
+    with RawClient(gw.host, gw.port) as c:
+        c.send(Subscribe(1, [("a", 0)]))
+        c.expect_closed()
+    entries = gw.call(lambda: gw.service.getLogs(type="debug", ip="127.0.0.1"))
+    assert [e["type"] for e in entries] == ["protocol_error"]
+
+
+def test_paho_application_receives_device_data(gw: Gateway) -> None:
+    """An independent client as the application: key/secret login, `$data` subscription."""
+    token = provision(gw, "dev1")
+    app_key = gw.call(lambda: gw.service.create_app_key())
+    got: list[tuple[str, bytes]] = []
+    app = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="exosense")
+    app.username_pw_set(app_key["key"], app_key["secret"])
+    app.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    subscribed: list[int] = []
+    app.on_subscribe = lambda c, u, mid, codes, props: subscribed.append(mid)
+    app.connect(gw.host, gw.port)
+    app.loop_start()
+    try:
+        app.subscribe(f"$data/{gw.cid}/+/temp", qos=0)
+        deadline = time.monotonic() + 5
+        while not subscribed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with device(gw, token) as d:
+            d.publish("$resource/temp", b"19.5", qos=1, packet_id=1)
+            d.expect(Puback(1))
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        app.loop_stop()
+        app.disconnect()
+    assert got == [(f"$data/{gw.cid}/dev1/temp", b"19.5")]

@@ -180,13 +180,6 @@ class GatewayHooks:
         # listener is the plain one (devmode, or opened explicitly with --mqtt); TLS
         # connections will carry another protocol name.
         devmode = client.protocol == "mqtt"
-        if committer is None:
-            pending = self.service.device_connected(
-                identity=key[1], ip=client.peer[0], protocol="mqtt",
-                connection_id=client.connection_id, devmode=devmode, connector_id=key[0])
-            for alias, (value, timestamp) in pending.items():
-                self._deliver(client, alias, value, timestamp)
-            return
         # lastip/lastseen/devmode go with the loop turn's other writes (no fsync of its own);
         # the connect event and the pending set values follow the commit.
         self.service.submit_connected(
@@ -206,11 +199,10 @@ class GatewayHooks:
         if will is not None and reason not in ("normal", "server_shutdown"):
             # §5.1: a device's Will is delivered (by the core) and becomes a `publish` event.
             self._publish_event(client, will.topic, will.payload)
-        committer = client.broker.committer
         self.service.device_disconnected(
             identity=key[1], reason=reason, ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id, connector_id=key[0], release=last,
-            submit=committer.submit if committer is not None else None)
+            submit=client.broker.committer.submit)
 
     def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
         if client is None:
@@ -257,17 +249,6 @@ class GatewayHooks:
             return HANDLED
         attrs = client.attrs
         committer = client.broker.committer
-        if committer is None:  # a broker without group commit: one transaction per write
-            try:
-                self.service.write_values(
-                    identity=attrs["identity"], entries=entries, ip=client.peer[0],
-                    protocol="mqtt", connection_id=client.connection_id,
-                    connector_id=attrs["connector"])
-            except ServiceError as error:
-                client.broker.debug(client, error.code, error.message)
-                return HANDLED
-            self._mirror_data(attrs["connector"], attrs["identity"], entries)
-            return HANDLED
         # Grouped with the loop turn's other writes; the PUBACK follows the commit, in order
         # with the client's other acknowledgements (the core's acks_waiting).
         done = _WriteStored(self, client, packet if packet.qos else None, entries)

@@ -1,7 +1,7 @@
 """``fleetgate`` command line: ``serve`` runs the gateway; ``passwd`` writes password-file lines.
 
-Management subcommands (devices, resources, content, …) talk to the admin API, which arrives
-with the HTTP sidecar.
+``serve`` also starts the admin API (package ``admin``) on ``listeners.admin``. Management
+subcommands (devices, resources, content, …) will talk to it; they are not built yet.
 """
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from admin.site import admin_hook
     from broker.gateway.app import gateway_hooks
     from broker.transport.server import run
 
     try:
-        run(config, gateway_hooks(config))
+        run(config, gateway_hooks(config), admin_hook(config))
     except OSError as error:
         print(f"fleetgate: {error}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ log = logging.getLogger("fleetgate")
 
 
 HooksFactory = Callable[[Store, GroupCommitter], BrokerHooks]
+# Called once the server is up (the CLI starts the admin API with it); may return a cleanup.
+StartedHook = Callable[["Server"], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 class Server:
@@ -159,9 +161,17 @@ class Server:
         self.stopped.set()
 
 
-async def serve(config: Config, hooks_factory: HooksFactory | None = None) -> None:
+async def serve(config: Config, hooks_factory: HooksFactory | None = None,
+                on_started: StartedHook | None = None) -> None:
     server = Server(config, hooks_factory=hooks_factory)
     await server.start()
+    cleanup = None
+    if on_started is not None:
+        try:
+            cleanup = await on_started(server)
+        except BaseException:
+            await server.stop()
+            raise
     # What start made lives as long as the process: keep it out of cyclic-GC passes, and let
     # generation 0 grow larger, since closed connections are freed by reference counting.
     gc.freeze()
@@ -174,13 +184,16 @@ async def serve(config: Config, hooks_factory: HooksFactory | None = None) -> No
           flush=True)
     await stopping.wait()
     log.info("stopping")
+    if cleanup is not None:
+        await cleanup()
     await server.stop()
 
 
-def run(config: Config, hooks_factory: HooksFactory | None = None) -> None:
+def run(config: Config, hooks_factory: HooksFactory | None = None,
+        on_started: StartedHook | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio still works
-        asyncio.run(serve(config, hooks_factory))
+        asyncio.run(serve(config, hooks_factory, on_started))
         return
-    uvloop.run(serve(config, hooks_factory))
+    uvloop.run(serve(config, hooks_factory, on_started))

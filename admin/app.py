@@ -1,0 +1,122 @@
+"""The admin API's aiohttp application: bearer-token auth, connectors, application keys and the
+generic ``device2/<operation>`` route. Handlers call the Device2 service directly: it lives on
+the same event loop. Errors are JSON ``{status, code, message}``; an empty result is 200 ``{}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from broker.gateway.errors import ServiceError
+from broker.gateway.service import Device2Service
+
+SERVICE_KEY: web.AppKey[Device2Service] = web.AppKey("service", Device2Service)
+TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
+PUBLIC_PATHS = frozenset({"/api/v1/health"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def reply(value: Any, status: int = 200) -> web.Response:
+    """A JSON response; ``None`` and ``{}`` both answer ``{}``."""
+    return web.json_response({} if value is None else value, status=status, dumps=_dumps)
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return reply({"status": status, "code": code, "message": message}, status)
+
+
+def _authorized(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    expected = request.app[TOKEN_KEY]
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer auth (except public paths) and JSON errors for everything that goes wrong."""
+    if request.path not in PUBLIC_PATHS and not _authorized(request):
+        return error(401, "unauthorized", "a valid bearer token is required")
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return error(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = "not_found" if exc.status == 404 else exc.reason.lower().replace(" ", "_")
+        return error(exc.status, code, exc.reason)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is ``{}``."""
+    body = await request.text()
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise ServiceError(400, "bad_request", f"invalid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ServiceError(400, "bad_request", "the body must be a JSON object")
+    return value
+
+
+async def health(request: web.Request) -> web.Response:
+    return reply({"status": "ok"})
+
+
+async def list_connectors(request: web.Request) -> web.Response:
+    return reply(request.app[SERVICE_KEY].list_connectors())
+
+
+async def device2(request: web.Request) -> web.Response:
+    args = await _json_object(request)
+    cid, operation = request.match_info["cid"], request.match_info["operation"]
+    return reply(request.app[SERVICE_KEY].call(cid, operation, args))
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    return reply(service.list_app_keys(connector_id=request.match_info["cid"]))
+
+
+async def create_app_key(request: web.Request) -> web.Response:
+    args = await _json_object(request)
+    name = args.get("name", "")
+    service = request.app[SERVICE_KEY]
+    return reply(service.create_app_key(name=name, connector_id=request.match_info["cid"]))
+
+
+async def delete_app_key(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    service.delete_app_key(key=request.match_info["key"], connector_id=request.match_info["cid"])
+    return reply(None)
+
+
+def create_app(service: Device2Service, token: str) -> web.Application:
+    """The admin application for ``service``, guarded by bearer ``token``."""
+    if not token:
+        raise ValueError("the admin token must not be empty")
+    app = web.Application(middlewares=[middleware], client_max_size=16 * 1024 * 1024)
+    app[SERVICE_KEY] = service
+    app[TOKEN_KEY] = token
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/api/v1/connectors", list_connectors)
+    app.router.add_post("/api/v1/connectors/{cid}/device2/{operation}", device2)
+    app.router.add_get("/api/v1/connectors/{cid}/apps", list_apps)
+    app.router.add_post("/api/v1/connectors/{cid}/apps", create_app_key)
+    app.router.add_delete("/api/v1/connectors/{cid}/apps/{key}", delete_app_key)
+    return app

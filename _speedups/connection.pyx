@@ -260,7 +260,7 @@ cpdef fan_out(broker, str topic, bytes payload, int qos):
     cdef dict subscribers = broker.tree.match(topic)
     cdef int granted, qos_out
     cdef long sent = 0, dropped = 0
-    cdef Connection fast
+    cdef bint compiled
     if not subscribers:
         return
     shared = None
@@ -272,20 +272,15 @@ cpdef fan_out(broker, str topic, bytes payload, int qos):
             conn = session.connection
             if conn is None:
                 continue
-            if type(conn) is Connection:
-                fast = <Connection>conn
-                if fast.paused:
-                    dropped += 1
-                    continue
-                if shared is None:
-                    shared = _encode_publish(topic, payload, 0, False, False, 0)
-                fast.send(shared)
+            compiled = type(conn) is Connection  # C-level access; else a pure twin
+            if (<Connection>conn).paused if compiled else conn.paused:
+                dropped += 1
+                continue
+            if shared is None:
+                shared = _encode_publish(topic, payload, 0, False, False, 0)
+            if compiled:
+                (<Connection>conn).send(shared)
             else:
-                if conn.paused:
-                    dropped += 1
-                    continue
-                if shared is None:
-                    shared = _encode_publish(topic, payload, 0, False, False, 0)
                 conn.send(shared)
             sent += 1
         else:

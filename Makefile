@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install build lint bench clean
+.PHONY: serve test install build lint bench clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ serve: build
 lint: $(STAMP)
 	$(VENV)/bin/ruff check broker _speedups tests bench admin 2>/dev/null || $(VENV)/bin/ruff check broker tests bench
 
+# The web console's tests drive Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+		{ apt-get update && apt-get install -y --no-install-recommends chromium; }
+
 # The strict variable makes import fail if a compiled module did not load.
-test: build
+test: build browser
 	$(VENV)/bin/ruff check .
 	FLEETGATE_REQUIRE_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider
 	@echo "== integration tests again on the pure-Python twins =="

@@ -17,7 +17,10 @@ from broker.gateway.service import Device2Service
 
 SERVICE_KEY: web.AppKey[Device2Service] = web.AppKey("service", Device2Service)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
-PUBLIC_PATHS = frozenset({"/api/v1/health"})
+# Open without a token: the health check, and the web console's static files (the console asks
+# the user for the token and sends it with every API call).
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/"})
+PUBLIC_PREFIXES = ("/console/",)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,7 +50,9 @@ def _authorized(request: web.Request) -> bool:
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bearer auth (except public paths) and JSON errors for everything that goes wrong."""
-    if request.path not in PUBLIC_PATHS and not _authorized(request):
+    path = request.path
+    public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+    if not public and not _authorized(request):
         return error(401, "unauthorized", "a valid bearer token is required")
     try:
         return await handler(request)

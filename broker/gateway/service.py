@@ -12,6 +12,10 @@ Callbacks (all optional), given the connector id first because identities are pe
 device (truthy when delivered: a ``data_out`` event follows); ``disconnect(cid, identity,
 reason)`` closes a device's connections; ``online(cid, identity) -> bool``; ``on_event(cid,
 event)`` receives the §10 events allowed by ``events.types``.
+Besides those single callbacks (the MQTT hooks own them), any number of observers may listen:
+``event_listeners`` get every emitted event like ``on_event`` (the HTTP sidecar's streams and
+webhooks), ``set_listeners`` get ``(cid, identity, {alias: value}, ts_us)`` after every cloud
+set that leaves values pending for the device (long polls wait on them).
 Time comes from ``clock()``, µs since the epoch.
 
 The hot cache (``_hot``): the decoded identity record and state of the devices being written
@@ -70,6 +74,7 @@ Disconnect = Callable[[str, str, str], Any]
 Online = Callable[[str, str], bool]
 EventSink = Callable[[str, events.Event], Any]
 WantsEvent = Callable[[str, str, str], bool]
+SetSink = Callable[[str, str, Mapping[str, Value], int], Any]
 Submit = Callable[[Callable[[WriteTxn], None], Callable[[], None]], None]
 
 CSV_ID = "id"
@@ -108,6 +113,8 @@ class Device2Service:
         # wants_event(cid, identity, type): does anybody listen to this event? (None: yes.)
         # Asked before a data_in event is built, per device write.
         self.wants_event = wants_event
+        self.event_listeners: list[EventSink] = []
+        self.set_listeners: list[SetSink] = []
         self._hot: dict[tuple[str, str], _Hot] = {}
         self.logs = logs if logs is not None else Logs()
         self.password_cost = password_cost
@@ -328,8 +335,12 @@ class Device2Service:
         self._emit(self._connector(connector_id), event)
 
     def _emit(self, connector: Mapping[str, Any], event: events.Event) -> None:
-        if self.on_event is not None and events.enabled(connector["settings"], event["type"]):
+        if not events.enabled(connector["settings"], event["type"]):
+            return
+        if self.on_event is not None:
             self.on_event(connector["id"], event)
+        for listener in self.event_listeners:
+            listener(connector["id"], event)
 
     # -- settings and resources (§2, §4.1) -----------------------------------------------
 
@@ -613,6 +624,8 @@ class Device2Service:
             state = state_mod.load(txn, c["id"], identity)
             to_push = state_mod.cloud_set(state, resources, values, now)
             state_mod.save(txn, c["id"], identity, state)
+        for listener in self.set_listeners:
+            listener(c["id"], identity, to_push, now)
         if self.push is not None:
             for alias, value in to_push.items():
                 if self.push(c["id"], identity, alias, value, now):
@@ -1008,16 +1021,23 @@ class Device2Service:
         logs.rings["event"].append({
             "timestamp_us": now, "identity": identity, "ip": ip, "protocol": protocol,
             "type": "data_in", "connection_id": connection_id, "detail": aliases})
-        if self.on_event is None or "data_in" not in c["settings"]["events"]["types"]:
+        if "data_in" not in c["settings"]["events"]["types"]:
             return
-        wants = self.wants_event
-        if wants is not None and not wants(cid, identity, "data_in"):
-            return
+        listeners = self.event_listeners
+        if not listeners:
+            if self.on_event is None:
+                return
+            wants = self.wants_event
+            if wants is not None and not wants(cid, identity, "data_in"):
+                return
         payload = [(ts, {a: ok.get(a, v) for a, v in values.items()})
                    for ts, values, ok in timed]
-        self.on_event(cid, events.data_in(identity, payload, timestamp=now, tags=write.tags,
-                                          ip=ip, protocol=protocol,
-                                          connection_id=connection_id))
+        event = events.data_in(identity, payload, timestamp=now, tags=write.tags, ip=ip,
+                               protocol=protocol, connection_id=connection_id)
+        if self.on_event is not None:
+            self.on_event(cid, event)
+        for listener in listeners:
+            listener(cid, event)
 
     def read_values(self, *, identity: str, aliases: list[str],
                     connector_id: str | None = None) -> dict[str, Value]:

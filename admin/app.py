@@ -17,6 +17,9 @@ from broker.gateway.service import Device2Service
 
 SERVICE_KEY: web.AppKey[Device2Service] = web.AppKey("service", Device2Service)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
+# The running broker server (``broker.transport.server.Server``), for metrics; None in tests
+# that serve the admin app without a broker.
+SERVER_KEY: web.AppKey[Any] = web.AppKey("server", object)
 # Open without a token: the health check, and the web console's static files (the console asks
 # the user for the token and sends it with every API call).
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/"})
@@ -111,13 +114,15 @@ async def delete_app_key(request: web.Request) -> web.Response:
     return reply(None)
 
 
-def create_app(service: Device2Service, token: str) -> web.Application:
-    """The admin application for ``service``, guarded by bearer ``token``."""
+def create_app(service: Device2Service, token: str, server: Any = None) -> web.Application:
+    """The admin application for ``service``, guarded by bearer ``token``; ``server`` is the
+    running broker server (its statistics feed ``/metrics``)."""
     if not token:
         raise ValueError("the admin token must not be empty")
     app = web.Application(middlewares=[middleware], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
     app[TOKEN_KEY] = token
+    app[SERVER_KEY] = server
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/connectors", list_connectors)
     app.router.add_post("/api/v1/connectors/{cid}/device2/{operation}", device2)

@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 Cleanup = Callable[[], Awaitable[None]]
 
 
-async def start_site(service: Any, token: str, address: str) -> tuple[web.AppRunner, int]:
+async def start_site(service: Any, token: str, address: str,
+                     server: Any = None) -> tuple[web.AppRunner, int]:
     """Serve the admin app for ``service`` on ``address``; the runner and the bound port."""
     host, port = parse_address(address, "listeners.admin")
-    runner = web.AppRunner(create_app(service, token), access_log=None)
+    runner = web.AppRunner(create_app(service, token, server), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
@@ -44,7 +45,7 @@ def admin_hook(config: Config) -> Callable[[Any], Awaitable[Cleanup | None]]:
         if created:
             print(f"fleetgate admin token (shown once, kept in {config.server.data}/admin.token):"
                   f" {token}", flush=True)
-        runner, port = await start_site(service, token, address)
+        runner, port = await start_site(service, token, address, server)
         log.info("admin listening on %s (port %d)", address, port)
         return runner.cleanup
 

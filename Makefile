@@ -39,7 +39,8 @@ test: build browser
 	@echo "== integration tests again on the pure-Python twins =="
 	FLEETGATE_NO_EXTENSIONS=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-# Load scenarios vs mosquitto, then the pure-vs-Cython micro-benchmarks (bench/README.md).
+# Load scenarios vs mosquitto, the HTTP device API scenarios, then the pure-vs-Cython
+# micro-benchmarks (bench/README.md).
 bench: build
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 		{ apt-get update && apt-get install -y mosquitto && \
@@ -47,6 +48,8 @@ bench: build
 	$(PY) bench/build.py
 	$(PY) -m pip install --quiet pytest-benchmark
 	$(PY) -m bench.load --scenario all --repeat 3
+	@command -v wrk >/dev/null 2>&1 || { apt-get update && apt-get install -y wrk; }
+	$(PY) -m bench.http_load --scenario all --repeat 3
 	$(PY) -m pytest -p no:cacheprovider bench/bench_codec.py bench/bench_routing.py \
 		--benchmark-group-by=group --benchmark-columns=min,median,ops
 

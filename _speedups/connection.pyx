@@ -129,6 +129,7 @@ cdef class Connection:
                     self.protocol_error(_ProtocolError(
                         f"unexpected {_PACKET_NAMES[item.type]} from a client", rule))
                     return
+            self.broker.stats.packets_received[item.type] += 1
             handler(self, item)
 
     cdef _hold(self, list items, Py_ssize_t start):
@@ -145,8 +146,8 @@ cdef class Connection:
     cpdef handle_publish(self, packet):
         cdef int qos, decision
         broker = self.broker
-        broker.stats.messages_received += 1
         qos = packet.qos
+        broker.stats.received_by_qos[qos] += 1
         if qos == 0:
             if broker.hooks.on_publish(self, packet) == ROUTE:
                 if packet.retain:
@@ -199,7 +200,7 @@ cdef class Connection:
     def send_publish(self, message, int packet_id, bint dup):
         self.send(_encode_publish(message.topic, message.payload, message.qos, message.retain,
                                   dup, packet_id))
-        self.broker.stats.messages_sent += 1
+        self.broker.stats.sent_by_qos[message.qos] += 1
 
     def send_pubrel(self, int packet_id):
         self.send(encode_pubrel(packet_id))
@@ -290,6 +291,6 @@ cpdef fan_out(broker, str topic, bytes payload, int qos):
                 dropped += 1
     stats = broker.stats
     if sent:
-        stats.messages_sent += sent
+        stats.sent_by_qos[0] += sent
     if dropped:
         stats.messages_dropped += dropped

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from admin import console, metrics, sse, webhooks
 from broker.gateway.errors import ServiceError
 from broker.gateway.service import Device2Service
 
@@ -65,16 +66,23 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         if exc.status < 400:
             raise
         code = "not_found" if exc.status == 404 else exc.reason.lower().replace(" ", "_")
-        return error(exc.status, code, exc.reason)
+        message = exc.reason
+        allow = exc.headers.get("Allow")
+        if allow is not None:  # a 405 names the route's methods (RFC 9110 §15.5.6)
+            message = f"{request.method} is not allowed here; allowed: {allow}"
+        response = error(exc.status, code, message)
+        if allow is not None:
+            response.headers["Allow"] = allow
+        return response
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; an empty body is ``{}``."""
-    body = await request.text()
+    body = await request.read()
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        value = json.loads(body)  # bytes: not UTF-8 is a ValueError too, never a 500
     except ValueError as exc:
         raise ServiceError(400, "bad_request", f"invalid JSON: {exc}") from exc
     if not isinstance(value, dict):
@@ -129,4 +137,13 @@ def create_app(service: Device2Service, token: str, server: Any = None) -> web.A
     app.router.add_get("/api/v1/connectors/{cid}/apps", list_apps)
     app.router.add_post("/api/v1/connectors/{cid}/apps", create_app_key)
     app.router.add_delete("/api/v1/connectors/{cid}/apps/{key}", delete_app_key)
+    console.setup(app)
+    sse.setup(app, service)
+    webhooks.setup(app, service, server.config.webhooks if server is not None else None)
+    metrics.setup(app, service, server)
+    # Imported here: they use this module's helpers, so they load after it.
+    from admin import content_api, openapi, rest
+    rest.setup(app)
+    content_api.setup(app)
+    openapi.setup(app)
     return app

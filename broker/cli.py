@@ -1,7 +1,8 @@
 """``fleetgate`` command line: ``serve`` runs the gateway; ``passwd`` writes password-file lines.
 
-``serve`` also starts the admin API (package ``admin``) on ``listeners.admin``. Management
-subcommands (devices, resources, content, …) will talk to it; they are not built yet.
+``serve`` also starts the admin API (package ``admin``) on ``listeners.admin``. The management
+commands (devices, resources, content, tags, logs, settings, connectors, apps: ``admin.cli``)
+talk to it; see docs/cli.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
             overrides["listeners"][name] = value
     if args.mqtt is not None:
         overrides["server"]["plain_mqtt"] = True
+    if args.http is not None:
+        overrides["server"]["plain_http"] = True
     if args.allow_anonymous:
         overrides["mqtt"]["allow_anonymous"] = True
     if args.log_level:
@@ -90,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--mqtt", metavar="HOST:PORT",
                        help="plain MQTT listener (opened even without --dev)")
     serve.add_argument("--mqtt-tls", dest="mqtt_tls", metavar="HOST:PORT")
-    serve.add_argument("--http", metavar="HOST:PORT")
+    serve.add_argument("--http", metavar="HOST:PORT",
+                       help="plain device HTTP listener (opened even without --dev)")
     serve.add_argument("--https", metavar="HOST:PORT")
     serve.add_argument("--admin", metavar="HOST:PORT")
     serve.add_argument("--allow-anonymous", action="store_true",
@@ -102,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.add_argument("--stdin", action="store_true", help="read the password from stdin")
     passwd.set_defaults(func=cmd_passwd)
+    from admin.cli import register  # the management commands: clients of the admin API
+
+    register(sub)
     return p
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -24,6 +26,8 @@ class ServerConfig:
     devmode: bool = False
     # Opens the plain (non-TLS) MQTT listener without devmode; set by an explicit --mqtt.
     plain_mqtt: bool = False
+    # Opens the plain device HTTP listener without devmode; set by an explicit --http.
+    plain_http: bool = False
     log_level: str = "info"
 
 
@@ -67,12 +71,31 @@ class TlsConfig:
 
 
 @dataclass
+class WebhooksConfig:
+    # Every event (connector-spec §10, as events.types allows) is POSTed as JSON to each URL.
+    urls: list[str] = field(default_factory=list)  # http(s) URLs; empty = webhooks off
+    queue: int = 10_000  # events waiting per URL; more are dropped and counted
+    max_attempts: int = 10  # per event and URL, the first included
+    timeout: float = 10.0  # seconds per attempt
+    backoff_base: float = 0.5  # seconds before the first retry, doubled for each next one
+    backoff_max: float = 60.0  # longest wait between attempts
+    secret: str = ""  # if set, each POST carries X-Fleetgate-Signature: sha256=<HMAC of body>
+
+
+@dataclass
+class ContentConfig:
+    max_size: int = 104_857_600  # bytes per content item (connector-spec §7: 100 MB)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listeners: ListenerConfig = field(default_factory=ListenerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
     def validate(self) -> None:
         if self.storage.sync not in ("always", "batch", "none"):
@@ -83,6 +106,8 @@ class Config:
             raise ConfigError(
                 f"storage.backend must be lmdb or memory, not {self.storage.backend!r}"
             )
+        if self.content.max_size < 1:
+            raise ConfigError("content.max_size must be at least 1")
         if self.storage.map_size < 1024 * 1024:
             raise ConfigError("storage.map_size must be at least 1048576 (1 MiB)")
         for f in fields(self.listeners):
@@ -102,6 +127,24 @@ class Config:
         # TOML allows inf and nan; neither is a deadline (math.ceil fails on them).
         if not math.isfinite(m.connect_timeout) or m.connect_timeout <= 0:
             raise ConfigError("mqtt.connect_timeout must be positive")
+        self._validate_webhooks()
+
+    def _validate_webhooks(self) -> None:
+        w = self.webhooks
+        for url in w.urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"webhooks.urls: expected an http(s) URL, got {url!r}")
+        if len(set(w.urls)) != len(w.urls):
+            raise ConfigError("webhooks.urls: a URL is listed twice")
+        if w.queue < 1 or w.max_attempts < 1:
+            raise ConfigError("webhooks.queue and webhooks.max_attempts must be at least 1")
+        for name in ("timeout", "backoff_base", "backoff_max"):
+            value = getattr(w, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"webhooks.{name} must be positive")
+        if w.backoff_max < w.backoff_base:
+            raise ConfigError("webhooks.backoff_max must be at least webhooks.backoff_base")
 
 
 def parse_address(value: str, name: str = "address") -> tuple[str, int]:
@@ -113,6 +156,7 @@ def parse_address(value: str, name: str = "address") -> tuple[str, int]:
 
 def _merge(target: Any, values: dict[str, Any], path: str) -> None:
     known = {f.name: f for f in fields(target)}
+    hints = typing.get_type_hints(type(target))
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"unknown configuration key {path}{key}")
@@ -127,6 +171,11 @@ def _merge(target: Any, values: dict[str, Any], path: str) -> None:
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{path}{key} must be {expected.__name__}, got {value!r}")
+        if expected is list:  # list[X]: every item an X (TOML arrays may mix types)
+            (item,) = typing.get_args(hints[key])
+            if not all(isinstance(v, item) for v in value):
+                raise ConfigError(f"{path}{key} must be a list of {item.__name__}, got {value!r}")
+            value = list(value)
         setattr(target, key, value)
 
 

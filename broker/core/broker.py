@@ -152,7 +152,7 @@ class Broker:
             if qos == 0:
                 if conn is not None:
                     conn.send(encode_publish(message.topic, message.payload, 0, True, False, 0))
-                    self.stats.messages_sent += 1
+                    self.stats.sent_by_qos[0] += 1
             elif not session.deliver(Message(message.topic, message.payload, qos, True)):
                 self.stats.messages_dropped += 1
 

@@ -143,6 +143,7 @@ class Connection:
                     self.protocol_error(ProtocolError(
                         f"unexpected {c.PACKET_NAMES[item.type]} from a client", rule))
                     return
+            self.broker.stats.packets_received[item.type] += 1
             handler(self, item)
 
     def _hold(self, items: list[Packet | ProtocolError], start: int) -> None:
@@ -166,8 +167,8 @@ class Connection:
         message is not routed again; the identifier is stored with the message's effects.
         """
         broker = self.broker
-        broker.stats.messages_received += 1
         qos = packet.qos
+        broker.stats.received_by_qos[qos] += 1
         if qos == 0:  # the hot path: nothing to acknowledge, nothing to wait for
             if broker.hooks.on_publish(self, packet) == ROUTE:
                 if packet.retain:
@@ -221,7 +222,7 @@ class Connection:
     def send_publish(self, message: Message, packet_id: int, dup: bool) -> None:
         self.send(encode_publish(message.topic, message.payload, message.qos, message.retain,
                                  dup, packet_id))
-        self.broker.stats.messages_sent += 1
+        self.broker.stats.sent_by_qos[message.qos] += 1
 
     def send_pubrel(self, packet_id: int) -> None:
         self.send(encode_pubrel(packet_id))
@@ -303,7 +304,7 @@ def fan_out(broker: Broker, topic: str, payload: bytes, qos: int) -> None:
             if shared is None:
                 shared = encode_publish(topic, payload, 0, False, False, 0)
             conn.send(shared)
-            stats.messages_sent += 1
+            stats.sent_by_qos[0] += 1
         else:
             if message is None or message.qos != qos_out:
                 message = Message(topic, payload, qos_out, False)

@@ -4,6 +4,7 @@ gateway's hooks in front of the plain-broker policy."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from broker.config import Config
 from broker.gateway.mqtt import GatewayHooks
@@ -19,7 +20,10 @@ def gateway_hooks(config: Config) -> Callable[[Store, GroupCommitter], GatewayHo
     of them first, so they never miss or overwrite a device write still being committed."""
 
     def make(store: Store, committer: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, committer), domain=config.server.domain)
+        service = Device2Service(
+            DrainedStore(store, committer), domain=config.server.domain,
+            content_dir=Path(config.server.data) / "content",
+            content_max_size=config.content.max_size)
         return GatewayHooks(service, PlainPolicy(config.mqtt))
 
     return make

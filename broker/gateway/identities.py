@@ -28,7 +28,11 @@ from broker.storage import ReadTxn, WriteTxn
 
 Record = dict[str, Any]
 STATUSES = ("whitelisted", "provisioned", "locked", "devmode", "reprovision")
-SORT_FIELDS = ("identity", "status", "lastseen", "lastip", "created")
+# listIdentities ``sort``: a field, ``-field`` for descending (or ``order=desc``).
+# ``online`` sorts offline first (true after false), ``status`` by its name; missing
+# lastseen/lastip (never connected) first; ties by identity.
+SORT_FIELDS = ("identity", "status", "lastseen", "lastip", "created", "online")
+ORDERS = ("asc", "desc")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
@@ -184,7 +188,11 @@ def candidates(txn: ReadTxn, cid: str, query: Query) -> Iterator[Record]:
         yield tables.loads(raw)
 
 
-def _sort_key(field: str) -> Callable[[Mapping[str, Any]], Any]:
+def _sort_key(field: str, is_online: Callable[[str], bool] | None
+              ) -> Callable[[Mapping[str, Any]], Any]:
+    if field == "online":
+        return lambda r: (is_online is not None and bool(is_online(r["identity"])),
+                          r["identity"].encode("utf-8"))
     if field == "status":
         return lambda r: (status(r), r["identity"])
     if field == "identity":
@@ -195,17 +203,26 @@ def _sort_key(field: str) -> Callable[[Mapping[str, Any]], Any]:
 
 
 def select(txn: ReadTxn, cid: str, query: Query, *, limit: int | None, offset: int,
-           sort: str | None, is_online: Callable[[str], bool] | None
-           ) -> tuple[list[Record], int]:
+           sort: str | None, is_online: Callable[[str], bool] | None,
+           order: str | None = None) -> tuple[list[Record], int]:
     """(page of stored records, total matching). The common case (no filter, identity order)
-    decodes only the page; other cases decode the candidates once."""
+    decodes only the page; other cases decode the candidates once. ``order`` (asc|desc) is
+    the direction of ``sort``; a ``-`` prefix on ``sort`` says desc too."""
     limit = DEFAULT_LIMIT if limit is None else limit
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT:
         raise ServiceError(400, "bad_request", f"limit must be 0..{MAX_LIMIT}")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise ServiceError(400, "bad_request", "offset must be a non-negative integer")
+    if sort is not None and not isinstance(sort, str):
+        raise ServiceError(400, "bad_request", "sort must be a field name")
+    if order is not None and order not in ORDERS:
+        raise ServiceError(400, "bad_request", f"order must be one of {', '.join(ORDERS)}")
     descending = bool(sort) and sort.startswith("-")  # type: ignore[union-attr]
-    field = (sort or "identity").lstrip("-")
+    if descending and order is not None:
+        raise ServiceError(400, "bad_request", "give the direction as order or as a - prefix "
+                           "of sort, not both")
+    descending = descending or order == "desc"
+    field = (sort or "identity").removeprefix("-")
     if field not in SORT_FIELDS:
         raise ServiceError(400, "bad_request", f"sort must be one of {', '.join(SORT_FIELDS)}")
     if query.trivial and field == "identity" and not descending:
@@ -225,5 +242,5 @@ def select(txn: ReadTxn, cid: str, query: Query, *, limit: int | None, offset: i
 
     matched = [r for r in candidates(txn, cid, query) if query.matches(r, online_of(r))]
     if field != "identity" or descending or query.tag_name is not None:
-        matched.sort(key=_sort_key(field), reverse=descending)
+        matched.sort(key=_sort_key(field, is_online), reverse=descending)
     return matched[offset:offset + limit], len(matched)

@@ -9,12 +9,16 @@ Entry: ``{timestamp_us, identity, ip, protocol, type, connection_id, detail}``; 
 A subscriber is a callback or a bounded ``asyncio.Queue``. Appending never blocks: a queue that
 is full, or a callback that raises, drops that subscriber (``dropped`` set, ``on_drop``
 called) instead of slowing the device path.
+
+Each ring numbers its entries (``appended``: the sequence number of the newest, from 1; live
+streams use it as the SSE event id to resume from) and counts them by ``type`` (``counts``:
+the debug reasons and event kinds that ``/metrics`` exposes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -89,9 +93,13 @@ class LogRing:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.entries: deque[Entry] = deque(maxlen=capacity)
         self._subscribers: list[Subscription] = []
+        self.appended = 0  # entries ever appended: the newest one's sequence number
+        self.counts: Counter[str] = Counter()  # entries ever appended, by type
 
     def append(self, entry: Entry) -> None:
         self.entries.append(entry)
+        self.appended += 1
+        self.counts[entry["type"]] += 1
         if not self._subscribers:
             return
         for sub in list(self._subscribers):
@@ -102,6 +110,10 @@ class LogRing:
         """Matching entries, oldest first; with ``limit`` only the newest ``limit``."""
         found = [e for e in self.entries if flt(e)]
         return found[-limit:] if limit else found
+
+    def numbered(self) -> Iterator[tuple[int, Entry]]:
+        """The entries kept, oldest first, with their sequence numbers."""
+        return enumerate(self.entries, self.appended - len(self.entries) + 1)
 
     def subscribe(self, flt: Filter, *, callback: Callable[[Entry], None] | None = None,
                   queue: asyncio.Queue[Entry] | None = None,
@@ -170,3 +182,7 @@ class Logs:
 
     def drop(self, connector_id: str) -> None:
         self._by_connector.pop(connector_id, None)
+
+    def items(self) -> list[tuple[str, ConnectorLogs]]:
+        """(connector id, logs) of every connector that has logged something (for metrics)."""
+        return list(self._by_connector.items())

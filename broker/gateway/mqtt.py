@@ -130,6 +130,7 @@ class GatewayHooks:
                 self.service.clock(), "bad_credentials", identity=packet.username,
                 ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
                 detail="bad_credentials")
+            client.attrs["logged"] = "bad_credentials"
             code = c.CONNACK_BAD_CREDENTIALS
         if code != AUTHENTICATING:
             connect_decided(client, code)
@@ -151,6 +152,8 @@ class GatewayHooks:
             return c.CONNACK_ACCEPTED
         if username and result.identity is None:
             return self._plain(client, packet)
+        # service.authenticate logged the refusal: the core's close must not log it again.
+        client.attrs["logged"] = result.reason
         return REFUSAL_CODES.get(result.reason or "", c.CONNACK_NOT_AUTHORIZED)
 
     def _plain(self, client: Connection, packet: Connect) -> int:
@@ -205,7 +208,7 @@ class GatewayHooks:
             submit=client.broker.committer.submit)
 
     def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
-        if client is None:
+        if client is None or client.attrs.pop("logged", None) == reason:
             return
         # Before CONNECT a connection has no connector yet: the plain listener serves the
         # default one, whose debug log keeps such pre-authentication failures (§8.2).
@@ -399,8 +402,8 @@ class GatewayHooks:
             return  # nobody listens: skip the JSON
         broker.publish(topic, json.dumps(event, separators=(",", ":")).encode(), 0, False)
 
-    def _mirror_data(self, cid: str, identity: str,
-                     entries: list[tuple[object, dict[str, Any]]]) -> None:
+    def mirror_data(self, cid: str, identity: str,
+                    entries: list[tuple[object, dict[str, Any]]]) -> None:
         """Raw values of a device write on ``$data/<cid>/<identity>/<alias>``."""
         broker = self.broker
         if broker is None:
@@ -440,7 +443,7 @@ class _WriteStored:
         if error is not None:
             conn.broker.debug(conn, error.code, error.message)
         else:
-            self.hooks._mirror_data(attrs["connector"], attrs["identity"], self.entries)
+            self.hooks.mirror_data(attrs["connector"], attrs["identity"], self.entries)
         if self.packet is not None:
             conn.acks_waiting -= 1
             conn.complete(self.packet)

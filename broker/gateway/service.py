@@ -39,18 +39,22 @@ Invalidation, kept simple:
 
 from __future__ import annotations
 
-import csv
+import base64
+import binascii
 import inspect
-import io
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
+from broker.gateway import content as content_mod
 from broker.gateway import credentials, events, identities, tables, tags
 from broker.gateway import settings as settings_mod
 from broker.gateway import state as state_mod
+from broker.gateway.bulk_csv import Row, parse_csv, row_from_item
 from broker.gateway.errors import ServiceError
 from broker.gateway.identity_format import make_identity, validate_identity
 from broker.gateway.logs import Logs
@@ -77,9 +81,7 @@ WantsEvent = Callable[[str, str, str], bool]
 SetSink = Callable[[str, str, Mapping[str, Value], int], Any]
 Submit = Callable[[Callable[[WriteTxn], None], Callable[[], None]], None]
 
-CSV_ID = "id"
-CSV_CERT = "ssl client certificate"
-IMPORT_CHUNK = 1000  # rows per write transaction in addIdentities (validated before writing)
+IMPORT_CHUNK = 1000  # rows per write transaction of a bulk import (import_rows)
 # A device write rewrites the identity record for lastseen only when the stored lastseen is
 # this old (or lastip changed); in between the newer lastseen is in the hot cache.
 LASTSEEN_PERSIST_US = 10_000_000
@@ -99,7 +101,9 @@ class Device2Service:
                  push: Push | None = None, disconnect: Disconnect | None = None,
                  online: Online | None = None, on_event: EventSink | None = None,
                  logs: Logs | None = None, password_cost: int = SCRYPT_N,
-                 wants_event: WantsEvent | None = None) -> None:
+                 wants_event: WantsEvent | None = None,
+                 content_dir: str | Path | None = None,
+                 content_max_size: int = content_mod.DEFAULT_MAX_SIZE) -> None:
         self.store = store
         # Reads that no device write changes (authentication, application keys) need not wait
         # for the group committer's batches in flight: attach_committer sets the raw store.
@@ -113,12 +117,21 @@ class Device2Service:
         # wants_event(cid, identity, type): does anybody listen to this event? (None: yes.)
         # Asked before a data_in event is built, per device write.
         self.wants_event = wants_event
+        # (connector id, "accepted" or the debug reason) -> provision requests, for /metrics.
+        self.provision_results: Counter[tuple[str, str]] = Counter()
         self.event_listeners: list[EventSink] = []
         self.set_listeners: list[SetSink] = []
         self._hot: dict[tuple[str, str], _Hot] = {}
         self.logs = logs if logs is not None else Logs()
         self.password_cost = password_cost
         self.verifier = PasswordVerifier()
+        # Content bodies (§7) are files under content_dir; without one the content operations
+        # answer 503. Orphans of a crash (see broker/gateway/content.py) go at start.
+        self.content: content_mod.ContentFiles | None = None
+        if content_dir is not None:
+            self.content = content_mod.ContentFiles(content_dir, content_max_size)
+            with store.read() as txn:
+                self.content.sweep(content_mod.referenced(txn))
         # Connector records by id; every change goes through this object, which updates it.
         self._connectors: dict[str, dict[str, Any]] = {}
         self._sweep: dict[str, bytes] = {}  # connector id -> key the expiry sweep resumes at
@@ -147,6 +160,11 @@ class Device2Service:
             "listTagNames": self.listTagNames,
             "listTagName": self.listTagName,
             "getLogs": self.getLogs,
+            "contentList": self.contentList,
+            "contentInfo": self.contentInfo,
+            "contentUpload": self.contentUpload,
+            "contentDownload": self.contentDownload,
+            "contentDelete": self.contentDelete,
         }
 
     # -- dispatch ------------------------------------------------------------------------
@@ -274,12 +292,21 @@ class Device2Service:
 
     def remove_connector(self, connector_id: str) -> None:
         cid = self._connector(connector_id)["id"]
+        gone: list[str] = []
         with self._connector_write() as txn:
             txn.delete(tables.CONNECTORS, tables.key(cid))
             for table in (tables.IDENTITIES, tables.STATE, tables.TAGS, tables.TOKENS,
-                          tables.APPS):
+                          tables.APPS, tables.CONTENT):
                 for k, _ in list(txn.scan(table, tables.prefix(cid))):
                     txn.delete(table, k)
+                    if table == tables.IDENTITIES:
+                        gone.append(tables.last_part(k))
+        if self.disconnect is not None:  # its devices lose their credentials with it
+            for identity in gone:
+                if self.online is None or self.online(cid, identity):
+                    self.disconnect(cid, identity, "deleted")
+        if self.content is not None:  # after the metadata, as a content delete does
+            self.content.remove_connector(cid)
         self._connectors.clear()
         self._default = None
         self.logs.drop(cid)
@@ -487,50 +514,70 @@ class Device2Service:
                       connector_id: str | None = None) -> dict[str, Any]:
         """Bulk whitelist (§3.5): a CSV text or a list of identities / {identity, tags}.
 
-        Every row is validated first (format, duplicates in the file and in the store, tags,
-        certificate); valid rows are then written in chunks. A bad row is reported with its
-        line and adds nothing; the others are added."""
+        Rows go through ``import_rows`` ``IMPORT_CHUNK`` at a time. A bad row is reported
+        with its line and adds nothing; the others are added."""
         c = self._connector(connector_id)
-        if expire is not None and (not isinstance(expire, int) or isinstance(expire, bool)
-                                   or expire <= 0):
-            raise _bad("expire must be a µs timestamp")
+        _check_expire(expire)
         if isinstance(identities, str):
-            rows = list(_parse_csv(identities))
+            rows = parse_csv(identities)
         elif isinstance(identities, list):
-            rows = [_row_from_item(i + 1, item) for i, item in enumerate(identities)]
+            rows = [row_from_item(i + 1, item) for i, item in enumerate(identities)]
         else:
             raise _bad("identities must be CSV text or a list")
+        added = 0
+        failed: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for start in range(0, len(rows), IMPORT_CHUNK):
+            out = self.import_rows(rows[start:start + IMPORT_CHUNK], expire=expire, seen=seen,
+                                   connector_id=c["id"])
+            added += out["added"]
+            failed.extend(out["failed"])
+        return {"added": added, "failed": failed}
+
+    def import_rows(self, rows: Iterable[Row], *, expire: int | None = None,
+                    seen: set[str] | None = None,
+                    connector_id: str | None = None) -> dict[str, Any]:
+        """One batch of a bulk import (§3.5, ``broker.gateway.bulk_csv`` rows) in one write
+        transaction: each row is checked (its own error, identity format, repeated in this
+        import — ``seen`` holds the identities earlier batches added and gets this batch's —,
+        already stored, tags, certificate); a bad row adds nothing and is listed as
+        ``{line, identity, error, message}``, the valid rows are added. A streamed import
+        (the admin API's CSV upload) calls it once per batch as rows arrive."""
+        c = self._connector(connector_id)
+        _check_expire(expire)
+        seen = set() if seen is None else seen
         settings = c["settings"]
         failed: list[dict[str, Any]] = []
-        valid: list[tuple[int, str, list[dict[str, str]], str | None]] = []
-        seen: set[str] = set()
-        with self.store.read() as txn:
-            for line, identity, row_tags, cert, error in rows:
-                try:
-                    if error is not None:
-                        raise _bad(error)
-                    identity = validate_identity(identity, settings["identity_format"])
-                    if identity in seen:
-                        raise ServiceError(409, "conflict", "identity repeated in the input")
-                    if identities_exists(txn, c["id"], identity):
-                        raise ServiceError(409, "conflict", "identity already exists")
-                    row_tags = tags.validate_tags(row_tags, schema=settings.get("tags_schema"))
-                    if cert is not None:
-                        credentials.certificate_fingerprint(cert)
-                except ServiceError as exc:
-                    failed.append({"line": line, "identity": identity, "error": exc.code,
-                                   "message": exc.message})
-                    continue
-                seen.add(identity)
-                valid.append((line, identity, row_tags, cert))
-        for start in range(0, len(valid), IMPORT_CHUNK):
-            with self.store.write() as wtxn:
-                for _, identity, row_tags, cert in valid[start:start + IMPORT_CHUNK]:
-                    self._add(wtxn, c, identity, tags_=row_tags, certificate=cert,
+        added: list[str] = []
+        try:
+            with self.store.write() as txn:
+                for line, identity, row_tags, cert, error in rows:
+                    try:
+                        if error is not None:
+                            raise _bad(error)
+                        identity = validate_identity(identity, settings["identity_format"])
+                        if identity in seen:
+                            raise ServiceError(409, "conflict", "identity repeated in the input")
+                        if identities_exists(txn, c["id"], identity):
+                            raise ServiceError(409, "conflict", "identity already exists")
+                        row_tags = tags.validate_tags(row_tags,
+                                                      schema=settings.get("tags_schema"))
+                        if cert is not None:
+                            credentials.certificate_fingerprint(cert)
+                    except ServiceError as exc:
+                        failed.append({"line": line, "identity": identity, "error": exc.code,
+                                       "message": exc.message})
+                        continue
+                    self._add(txn, c, identity, tags_=row_tags, certificate=cert,
                               expire=expire)
-            for _, identity, _, _ in valid[start:start + IMPORT_CHUNK]:
-                self._hot.pop((c["id"], identity), None)  # new identities: none, to be sure
-        return {"added": len(valid), "failed": failed}
+                    seen.add(identity)
+                    added.append(identity)
+        except BaseException:
+            seen.difference_update(added)  # the batch is not committed: nothing was added
+            raise
+        for identity in added:
+            self._hot.pop((c["id"], identity), None)  # new identities: none, to be sure
+        return {"added": len(added), "failed": failed}
 
     def makeIdentity(self, *, prefix: str | None = None,
                      connector_id: str | None = None) -> dict[str, Any]:
@@ -564,14 +611,16 @@ class Device2Service:
             return self._public(txn, c, identities.require(txn, c["id"], identity))
 
     def listIdentities(self, *, limit: int | None = None, offset: int = 0,
-                       sort: str | None = None, status: str | None = None,
+                       sort: str | None = None, order: str | None = None,
+                       status: str | None = None,
                        identity: str | None = None, ipaddress: str | None = None,
                        tag_name: str | None = None, tag_value: str | None = None,
                        online: bool | str | None = None, before: int | None = None,
                        version: str | None = None,
                        connector_id: str | None = None) -> dict[str, Any]:
-        """``{devices, total, mayLoadMore}``; ``version`` is accepted and ignored (§11 lists
-        it without meaning for us)."""
+        """``{devices, total, mayLoadMore}``, sorted by ``sort`` (``identities.SORT_FIELDS``;
+        ``-field`` or ``order="desc"`` for descending); ``version`` is accepted and ignored
+        (§11 lists it without meaning for us)."""
         c = self._connector(connector_id)
         query = identities.Query(status=status, identity=identity, ipaddress=ipaddress,
                                  tag_name=tag_name, tag_value=tag_value, online=online,
@@ -579,7 +628,7 @@ class Device2Service:
         is_online = self._is_online(c["id"])
         with self.store.read() as txn:
             page, total = identities.select(txn, c["id"], query, limit=limit, offset=offset,
-                                            sort=sort, is_online=is_online)
+                                            sort=sort, order=order, is_online=is_online)
             devices = [self._public(txn, c, r) for r in page]
         return {"devices": devices, "total": total,
                 "mayLoadMore": offset + len(devices) < total}
@@ -743,6 +792,112 @@ class Device2Service:
             raise _bad("since must be a µs timestamp")
         return ring.query(Filter(identity=identity, ip=ip, since=since), limit)
 
+    # -- content (§7, §6.7) ---------------------------------------------------------------
+    # A streamed upload (the HTTP layers): content_begin, Upload.write per chunk,
+    # Upload.finish (blocking: off the loop), content_commit; Upload.abort on any failure.
+
+    def _files(self) -> content_mod.ContentFiles:
+        if self.content is None:
+            raise ServiceError(503, "content_unavailable", "no content directory configured")
+        return self.content
+
+    def content_begin(self, *, id: str, type: str | None = None, meta: str | None = None,
+                      connector_id: str | None = None) -> content_mod.Upload:
+        files = self._files()
+        c = self._connector(connector_id)
+        return files.begin(c["id"], content_mod.validate_id(id),
+                           content_mod.validate_type(type), content_mod.validate_meta(meta))
+
+    def content_commit(self, upload: content_mod.Upload, *, identity: str | None = None,
+                       ip: str | None = None, protocol: str | None = None,
+                       connection_id: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Store the metadata of a finished upload: ``(info, created)``. The previous
+        version's body goes after the commit. A device's upload (``identity``) is logged and
+        emits ``content_in``."""
+        now = self.clock()
+        record = upload.record(now)
+        try:
+            c = self._connector(upload.connector_id)
+            with self.store.write() as txn:
+                old = content_mod.load(txn, c["id"], upload.content_id)
+                content_mod.save(txn, c["id"], record)
+                device = identities.load(txn, c["id"], identity) if identity else None
+        except BaseException:
+            upload.abort()
+            raise
+        if old is not None and old["file"] != record["file"]:
+            self._files().remove(c["id"], old["file"])
+        if identity is not None:
+            ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+            self.logs[c["id"]].event(now, "content_in", identity=identity, detail={
+                "id": record["id"], "type": record["type"], "length": record["length"]}, **ctx)
+            self._emit(c, events.content_in(
+                identity, record["id"], record["type"], record["length"], timestamp=now,
+                tags=device["tags"] if device else None, **ctx))
+        return content_mod.public(record), old is None
+
+    def content_open(self, *, id: str, connector_id: str | None = None
+                     ) -> tuple[dict[str, Any], BinaryIO]:
+        """The item's info and its body opened for reading (the caller closes it). Opened
+        in the same loop step as the metadata is read, so a replacement cannot come between."""
+        files = self._files()
+        c = self._connector(connector_id)
+        content_id = content_mod.validate_id(id)
+        with self.store.read() as txn:
+            record = content_mod.require(txn, c["id"], content_id)
+        try:
+            body = files.open(c["id"], record)
+        except FileNotFoundError:
+            raise ServiceError(404, "not_found", f"content {content_id!r} has no body") from None
+        return content_mod.public(record), body
+
+    def contentList(self, *, connector_id: str | None = None) -> list[dict[str, Any]]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            return [content_mod.public(r) for r in content_mod.scan(txn, c["id"])]
+
+    def contentInfo(self, *, id: str, connector_id: str | None = None) -> dict[str, Any]:
+        c = self._connector(connector_id)
+        with self.store.read() as txn:
+            return content_mod.public(
+                content_mod.require(txn, c["id"], content_mod.validate_id(id)))
+
+    def contentUpload(self, *, id: str, data: str, type: str | None = None,
+                      meta: str | None = None,
+                      connector_id: str | None = None) -> dict[str, Any]:
+        """Create or replace an item from base64 ``data``; its info."""
+        if not isinstance(data, str):
+            raise _bad("data must be base64 text")
+        try:
+            body = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _bad(f"data is not valid base64: {exc}") from exc
+        upload = self.content_begin(id=id, type=type, meta=meta, connector_id=connector_id)
+        try:
+            upload.write(body)
+            upload.finish()
+        except BaseException:
+            upload.abort()
+            raise
+        return self.content_commit(upload)[0]
+
+    def contentDownload(self, *, id: str, connector_id: str | None = None) -> dict[str, Any]:
+        """The item's info with its body as base64 ``data``."""
+        info, body = self.content_open(id=id, connector_id=connector_id)
+        with body:
+            data = body.read()
+        return dict(info, data=base64.b64encode(data).decode("ascii"))
+
+    def contentDelete(self, *, id: str, connector_id: str | None = None) -> None:
+        """Metadata first, then the body (a crash in between leaves an orphan file)."""
+        files = self._files()
+        c = self._connector(connector_id)
+        content_id = content_mod.validate_id(id)
+        with self.store.write() as txn:
+            record = content_mod.require(txn, c["id"], content_id)
+            content_mod.delete(txn, c["id"], content_id)
+        files.remove(c["id"], record["file"])
+
     # -- application keys (product.md §4) ------------------------------------------------
 
     def create_app_key(self, *, name: str = "",
@@ -789,6 +944,13 @@ class Device2Service:
 
     # -- the device side (called by the MQTT hooks and the HTTP device API) --------------
 
+    def device_connector(self, connector_id: str | None = None
+                         ) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
+        """The connector a device request is for (None: the default): its id and its resource
+        definitions (shared, read-only); 404 if there is no such connector."""
+        c = self._connector(connector_id)
+        return c["id"], c["settings"]["resources"]
+
     def provision(self, *, identity: str, ip: str | None = None, protocol: str | None = None,
                   connection_id: str | None = None, presented: Presented = NOTHING,
                   password: str | None = None, certificate: str | bytes | None = None,
@@ -803,6 +965,8 @@ class Device2Service:
                 verifier=self.verifier, password_cost=self.password_cost)
         logs = self.logs[c["id"]]
         ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        result = "accepted" if outcome.accepted else outcome.debug_reason or "refused"
+        self.provision_results[(c["id"], result)] += 1
         shown = outcome.identity
         if outcome.accepted:
             logs.event(now, "provision", identity=shown,
@@ -1247,65 +1411,7 @@ def _identity_of(item: object) -> Any:
     return item.get("identity") if isinstance(item, Mapping) else None
 
 
-Row = tuple[int, Any, list[dict[str, str]], str | None, str | None]
-
-
-def _row_from_item(index: int, item: object) -> Row:
-    if isinstance(item, str):
-        return index, item, [], None, None
-    if isinstance(item, Mapping):
-        unknown = set(item) - {"identity", "tags", "certificate"}
-        error = f"unknown fields {sorted(unknown)}" if unknown else None
-        return (index, item.get("identity"), item.get("tags") or [], item.get("certificate"),
-                error)
-    return index, None, [], None, "each item is an identity or {identity, tags}"
-
-
-def _parse_csv(text: str) -> list[Row]:
-    """Rows of a §3.5 CSV: header ``ID`` [, ``SSL Client Certificate``] [, ``tag:<name>`` …];
-    a tag cell may hold several values separated by ``|``. Lines are counted from 1 (the
-    header); a row's line is where it starts (a quoted certificate spans lines)."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), skipinitialspace=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise _bad("empty CSV: the first line must be the header ID") from None
-    except csv.Error as exc:
-        raise _bad(f"CSV header: {exc}") from exc
-    columns = [h.strip() for h in header]
-    if not columns or columns[0].lower() != CSV_ID:
-        raise _bad("the first CSV column must be ID")
-    cert_col: int | None = None
-    tag_cols: dict[int, str] = {}
-    for i, col in enumerate(columns[1:], 1):
-        if col.lower() == CSV_CERT and cert_col is None:
-            cert_col = i
-        elif col.lower().startswith("tag:") and col[4:].strip():
-            tag_cols[i] = tags.validate_name(col[4:].strip())
-        else:
-            raise _bad(f"unknown CSV column {col!r}")
-    rows: list[Row] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            rows.append((line, None, [], None, f"CSV syntax: {exc}"))
-            break  # the reader cannot resynchronise after a syntax error
-        start, line = line, reader.line_num + 1
-        if not cells or all(not c.strip() for c in cells):
-            continue
-        error = None
-        if len(cells) > len(columns):
-            error = f"{len(cells)} cells for {len(columns)} columns"
-        identity = cells[0].strip()
-        cert = None
-        if cert_col is not None and cert_col < len(cells) and cells[cert_col].strip():
-            cert = cells[cert_col].strip()
-        row_tags = [{"name": name, "value": v.strip()}
-                    for i, name in tag_cols.items() if i < len(cells)
-                    for v in cells[i].split("|") if v.strip()]
-        rows.append((start, identity, row_tags, cert, error))
-    return rows
+def _check_expire(expire: object) -> None:
+    if expire is not None and (not isinstance(expire, int) or isinstance(expire, bool)
+                               or expire <= 0):
+        raise _bad("expire must be a µs timestamp")

@@ -2,7 +2,8 @@
 
 Keys are UTF-8 parts joined by NUL, so a prefix scan lists one connector (or one tag name, or
 one tag value) in order. NUL cannot occur inside any part: connector ids are ``[a-z0-9]``,
-identities refuse NUL (connector-spec §1), tag names/values and application keys are checked.
+identities refuse NUL (connector-spec §1), tag names/values, application keys and content ids
+(no control characters) are checked.
 Values are compact JSON (UTF-8), except the index tables whose values are the identity or empty.
 
     gw_connectors  <cid>                                   {id, default, created, hash_key,
@@ -12,6 +13,8 @@ Values are compact JSON (UTF-8), except the index tables whose values are the id
     gw_tags        <cid>\\0<name>\\0<value>\\0<identity>      b"" (tag index, connector-spec §9)
     gw_tokens      <cid>\\0<token digest hex>               identity (token auth without username)
     gw_apps        <cid>\\0<key>                            {key, name, created, secret}
+    gw_content     <cid>\\0<content id>                     {id, type, length, updated, meta,
+                                                            sha256, file} (connector-spec §7)
 
 State lives apart from the identity record so a device write (the hot path) rewrites only the
 state value, and listing identities does not decode every device's state.
@@ -28,6 +31,7 @@ STATE = "gw_state"
 TAGS = "gw_tags"
 TOKENS = "gw_tokens"
 APPS = "gw_apps"
+CONTENT = "gw_content"
 
 SEP = b"\0"
 

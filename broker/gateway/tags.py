@@ -17,8 +17,10 @@ from broker.gateway import tables
 from broker.gateway.errors import ServiceError
 from broker.storage import ReadTxn, WriteTxn
 
-MAX_NAME = 128
-MAX_VALUE = 1024
+# In UTF-8 bytes. The index key is connector id (≤ 32) + name + value + identity (≤ 256) with
+# three separators, and an LMDB key holds at most 511 bytes: name and value share the rest.
+MAX_NAME = 64
+MAX_VALUE = 150
 
 Tag = dict[str, str]
 
@@ -27,9 +29,17 @@ def _bad(message: str) -> ServiceError:
     return ServiceError(400, "bad_request", message)
 
 
+def _size(text: str) -> int:
+    """UTF-8 size; a lone surrogate (JSON allows "\\ud800") cannot be a key: refused."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _bad("tag names and values must be valid Unicode text") from None
+
+
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME or "\0" in name:
-        raise _bad(f"tag name must be a non-empty string of at most {MAX_NAME} characters "
+    if not isinstance(name, str) or not name or _size(name) > MAX_NAME or "\0" in name:
+        raise _bad(f"tag name must be a non-empty string of at most {MAX_NAME} bytes (UTF-8) "
                    "without NUL")
     return name
 
@@ -46,8 +56,9 @@ def validate_tag(tag: object, *, value_required: bool = True) -> Tag:
         return {"name": name}
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)  # a CSV or a form gives text anyway; numbers are accepted as text
-    if not isinstance(value, str) or len(value) > MAX_VALUE or "\0" in value:
-        raise _bad(f"tag value must be a string of at most {MAX_VALUE} characters without NUL")
+    if not isinstance(value, str) or _size(value) > MAX_VALUE or "\0" in value:
+        raise _bad(f"tag value must be a string of at most {MAX_VALUE} bytes (UTF-8) "
+                   "without NUL")
     return {"name": name, "value": value}
 
 

@@ -48,6 +48,18 @@ def test_several_connectors_are_separate(service: Device2Service) -> None:
     assert [c["id"] for c in service.list_connectors()] != [other]
 
 
+def test_removing_a_connector_disconnects_its_online_devices(service: Device2Service) -> None:
+    other = service.create_connector(connector_id="second2")["id"]
+    for identity in ("on", "off"):
+        service.addIdentity(identity=identity, connector_id=other)
+    service.addIdentity(identity="on")  # same identity, default connector: untouched
+    closed: list[tuple[str, str, str]] = []
+    service.online = lambda cid, identity: identity == "on"
+    service.disconnect = lambda cid, identity, reason: closed.append((cid, identity, reason))
+    service.remove_connector(other)
+    assert closed == [(other, "on", "deleted")]
+
+
 def test_call_dispatch(service: Device2Service) -> None:
     service.call(None, "addIdentity", {"identity": "d"})
     assert service.call(None, "getIdentity", {"identity": "d"})["identity"] == "d"

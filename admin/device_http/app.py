@@ -1,0 +1,119 @@
+"""The device HTTP API application (connector-spec §6): routes, connector selection, errors.
+
+Connector selection (product.md §2): a ``Host`` of ``<cid>.m2.<domain>`` or
+``<cid>.devmode-m2.<domain>`` (the port and a trailing dot ignored, case-insensitive) selects
+connector ``<cid>``; a Host naming a connector that does not exist answers 404 ``not_found``;
+any other Host (an address, ``localhost``) means the default connector.
+
+Every failure is a ``text/plain`` body of one token (context.py); unknown routes are 404
+``not_found``, a wrong method 405 ``method_not_allowed``, a body over ``client_max_size`` 413
+``too_large``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from admin.content_io import expect_within
+from admin.device_http import content, provision, stack
+from admin.device_http.context import (
+    CONNECTION_ID,
+    CONNECTOR,
+    DOMAIN,
+    MIRROR,
+    POLLS,
+    SERVICE,
+    SUBMIT,
+    Mirror,
+    Submit,
+    failure,
+)
+from admin.device_http.longpoll import LongPolls
+from broker.gateway.content import DEFAULT_MAX_SIZE
+from broker.gateway.errors import ServiceError
+from broker.gateway.service import Device2Service
+from broker.gateway.settings import CONNECTOR_ID_RE
+
+log = logging.getLogger(__name__)
+
+# Form bodies: a few values of at most 1 MiB each (§4.1), up to 3x longer percent-encoded.
+FORM_MAX_SIZE = 4 * 1024 * 1024
+HOST_MARKERS = (".m2.", ".devmode-m2.")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def connector_in_host(host: str | None, domain: str) -> str | None:
+    """The connector id a ``Host`` header names, or None when it names none."""
+    if not host:
+        return None
+    name = host.strip().lower()
+    if name.startswith("["):
+        return None  # an IPv6 address
+    name = name.rpartition(":")[0] if ":" in name else name
+    name = name.rstrip(".")
+    for marker in HOST_MARKERS:
+        suffix = marker + domain.lower().rstrip(".")
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return None
+
+
+def _reason(exc: web.HTTPException) -> str:
+    if exc.status == 413:
+        return "too_large"
+    return exc.reason.lower().replace(" ", "_").replace("-", "_")
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[CONNECTION_ID] = os.urandom(16).hex()
+    try:
+        named = connector_in_host(request.host, request.app[DOMAIN])
+        if named is not None and not CONNECTOR_ID_RE.fullmatch(named):
+            raise ServiceError(404, "not_found", "no such connector")
+        # Unknown connector (named in Host, or no default): ServiceError 404.
+        request[CONNECTOR], _ = request.app[SERVICE].device_connector(named)
+        return await handler(request)
+    except ServiceError as exc:
+        return failure(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return failure(exc.status, _reason(exc), exc.reason)
+
+
+def create_device_app(service: Device2Service, domain: str = "localhost",
+                      submit: Submit | None = None,
+                      mirror: Mirror | None = None) -> web.Application:
+    """The device API for ``service``: device FQDNs under ``domain``; ``submit`` is the group
+    committer's (writes share its commits), None to give each write its own transaction;
+    ``mirror`` gets every committed write (the ``$data`` topics)."""
+    app = web.Application(middlewares=[middleware], client_max_size=FORM_MAX_SIZE)
+    app[SERVICE] = service
+    app[DOMAIN] = domain
+    app[SUBMIT] = submit
+    app[MIRROR] = mirror
+    polls = app[POLLS] = LongPolls(service)
+
+    async def stop_polls(_: web.Application) -> None:
+        polls.close()  # before the server waits for its handlers: polls answer 304 now
+
+    app.on_shutdown.append(stop_polls)
+    app.router.add_post("/onep:v1/stack/alias", stack.post_alias)
+    app.router.add_get("/onep:v1/stack/alias", stack.get_alias, allow_head=False)
+    app.router.add_post("/onep:v1/stack/record", stack.post_record)
+    app.router.add_get("/timestamp", stack.timestamp, allow_head=False)
+    app.router.add_post("/provision/activate", provision.activate)
+    app.router.add_get("/provision/download", content.download, allow_head=False)
+
+    def limit() -> int:
+        return service.content.max_size if service.content is not None else DEFAULT_MAX_SIZE
+
+    app.router.add_post("/provision/upload", content.upload,
+                        expect_handler=expect_within(limit, failure))
+    return app

@@ -24,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from admin.device_http.context import POLLS, REQUESTS
 from admin.sse import STREAMS_KEY
 from admin.webhooks import WEBHOOKS_KEY
 from broker import __version__
@@ -60,6 +61,9 @@ class FleetgateCollector(Collector):
         if server is not None and getattr(server, "broker", None) is not None:
             yield from _broker_metrics(server.broker)
             yield from _store_metrics(server.broker.committer)
+        device_app = getattr(server, "device_app", None)
+        if device_app is not None:
+            yield from _device_http_metrics(device_app)
         yield from _log_metrics(self.service)
         streams = self.app.get(STREAMS_KEY)
         if streams is not None:
@@ -131,6 +135,18 @@ def _store_metrics(committer: Any) -> Iterator[Metric]:
     yield HistogramMetricFamily("fleetgate_store_commit_seconds",
                                 "Duration of the group committer's store commits",
                                 buckets=buckets, sum_value=committer.commit_seconds)
+
+
+def _device_http_metrics(app: web.Application) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "fleetgate_http_device_requests", "Device HTTP API requests answered, by route and "
+        "status", labels=["route", "status"])
+    for (route, status), count in sorted(app[REQUESTS].items()):
+        requests.add_metric([route, str(status)], count)
+    yield requests
+    waiting = {id(poll) for poll in app[POLLS].waiting.values()}
+    yield _gauge("fleetgate_http_long_polls_waiting", "Device HTTP long polls waiting for a "
+                 "cloud set", len(waiting))
 
 
 def _log_metrics(service: Any) -> Iterator[Metric]:

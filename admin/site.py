@@ -29,7 +29,9 @@ async def _serve(runner: web.AppRunner, address: str, name: str) -> int:
     """Set ``runner`` up and listen on ``address``; the bound port."""
     host, port = parse_address(address, name)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    # aiohttp's default backlog (128) drops SYNs when a fleet reconnects at once (each retry
+    # costs a device a second); the MQTT listeners use 4096 too.
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
     await site.start()
     listening = site._server  # aiohttp has no public accessor for the bound port
     if listening is not None and getattr(listening, "sockets", None):
@@ -80,6 +82,7 @@ def admin_hook(config: Config) -> Callable[[Any], Awaitable[Cleanup | None]]:
                     service, http, config.server.domain,
                     committer.submit if committer is not None else None, mirror)
                 runners.append(runner)
+                server.device_app = runner.app  # its counters feed the admin app's /metrics
                 _announce(server, "http", http, port)
             address = config.listeners.admin
             if address:

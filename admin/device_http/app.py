@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from admin.device_http.context import (
     DOMAIN,
     MIRROR,
     POLLS,
+    REQUESTS,
     SERVICE,
     SUBMIT,
     Mirror,
@@ -78,13 +80,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             raise ServiceError(404, "not_found", "no such connector")
         # Unknown connector (named in Host, or no default): ServiceError 404.
         request[CONNECTOR], _ = request.app[SERVICE].device_connector(named)
-        return await handler(request)
+        response = await handler(request)
     except ServiceError as exc:
-        return failure(exc.status, exc.code, exc.message)
+        response = failure(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return failure(exc.status, _reason(exc), exc.reason)
+        response = failure(exc.status, _reason(exc), exc.reason)
+    route = request.match_info.route.resource
+    request.app[REQUESTS][(route.canonical if route is not None else "unmatched",
+                           response.status)] += 1
+    return response
 
 
 def create_device_app(service: Device2Service, domain: str = "localhost",
@@ -98,6 +104,7 @@ def create_device_app(service: Device2Service, domain: str = "localhost",
     app[DOMAIN] = domain
     app[SUBMIT] = submit
     app[MIRROR] = mirror
+    app[REQUESTS] = Counter()
     polls = app[POLLS] = LongPolls(service)
 
     async def stop_polls(_: web.Application) -> None:

@@ -6,6 +6,7 @@ errors are ``text/plain; charset=utf-8`` bodies holding one token, the debug rea
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ DOMAIN: web.AppKey[str] = web.AppKey("device_domain", str)
 SUBMIT: web.AppKey[Any] = web.AppKey("device_submit", object)
 MIRROR: web.AppKey[Any] = web.AppKey("device_mirror", object)
 POLLS: web.AppKey[LongPolls] = web.AppKey("device_polls")
+# (route, status) -> requests answered, for /metrics (route: the path pattern, "unmatched").
+REQUESTS: web.AppKey[Counter[tuple[str, int]]] = web.AppKey("device_requests")
 
 # Per request, set by the middleware: the connector id (Host header, else the default), and
 # the connection id of the request's events and logs (16 random bytes, hex: connector-spec §1).

@@ -58,6 +58,8 @@ class Server:
         self.broker: Broker | None = None
         self.listeners: list[asyncio.AbstractServer] = []
         self.addresses: dict[str, tuple[str, int]] = {}
+        # Set by the HTTP sidecar (admin/site.py): the device HTTP application, for /metrics.
+        self.device_app: Any = None
         self._wheel: DeadlineWheel | None = None
         self._sys_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.TimerHandle | None = None

@@ -477,6 +477,19 @@ def test_serve_dev_opens_the_device_listener(tmp_path: Path) -> None:
                                      headers={"Content-Type": FORM, "X-Exosite-CIK": token})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 204
+        # The admin app's /metrics counts the device API's requests by route and status.
+        token = (tmp_path / "data" / "admin.token").read_text().strip()
+        req = urllib.request.Request(f"http://127.0.0.1:{admin}/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            metrics = resp.read().decode()
+        for line in ('fleetgate_http_device_requests_total{route="/timestamp",status="200"} 1.0',
+                     'fleetgate_http_device_requests_total{route="/provision/activate",'
+                     'status="200"} 1.0',
+                     'fleetgate_http_device_requests_total{route="/onep:v1/stack/alias",'
+                     'status="204"} 1.0',
+                     "fleetgate_http_long_polls_waiting 0.0"):
+            assert line in metrics.splitlines()
     finally:
         out = _stop(proc)
     assert proc.returncode == 0, out

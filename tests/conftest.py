@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from broker.config import Config, load
+from broker.gateway.mqtt import GatewayHooks
+from broker.gateway.service import Device2Service
+from broker.security.policy import PlainPolicy
+from broker.storage import Store
+from broker.storage.commit import DrainedStore, GroupCommitter
 from broker.transport.server import Server
+
+FAST_SCRYPT = 1024  # the same format and checks as the default cost, a fraction of the CPU
 
 
 @dataclass
@@ -95,6 +102,22 @@ def make_config(tmp_path: Path, **mqtt: Any) -> Config:
         "mqtt": {"allow_anonymous": True, "sys_interval": 0.0, **mqtt},
     }
     return load(None, overrides)
+
+
+def start_gateway(config: Config, **service_args: Any
+                  ) -> tuple[RunningBroker, GatewayHooks, Callable[[], None]]:
+    """A gateway broker wired as ``broker.gateway.app`` does, with a cheap scrypt;
+    ``service_args`` go to ``Device2Service`` (``content_dir=…``)."""
+
+    def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
+        service = Device2Service(DrainedStore(store, committer), password_cost=FAST_SCRYPT,
+                                 **service_args)
+        return GatewayHooks(service, PlainPolicy(config.mqtt))
+
+    running, stop = start_broker(config, hooks_factory=hooks)
+    gateway = running.server.hooks
+    assert isinstance(gateway, GatewayHooks)
+    return running, gateway, stop
 
 
 BrokerFactory = Callable[..., RunningBroker]

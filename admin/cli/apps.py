@@ -56,8 +56,4 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.client.call("DELETE", path("connectors", ctx.connector, "apps", args.key))
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"removed application key {args.key}")
-    return 0
+    return ctx.report(result, f"removed application key {args.key}")

@@ -87,8 +87,4 @@ def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError(f"removing connector {args.cid} deletes all its identities: "
                          "add --yes to do it")
     result = ctx.client.call("DELETE", path("connectors", args.cid))
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"removed connector {args.cid}")
-    return 0
+    return ctx.report(result, f"removed connector {args.cid}")

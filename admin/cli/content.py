@@ -86,11 +86,7 @@ def cmd_upload(ctx: Context, args: argparse.Namespace) -> int:
                                                  content_id), handle, length, headers, bar)
     finally:
         bar.close()
-    if ctx.json:
-        ctx.out.json(info)
-    else:
-        ctx.out.line(f"uploaded {content_id} ({size(length)}, {kind})")
-    return 0
+    return ctx.report(info, f"uploaded {content_id} ({size(length)}, {kind})")
 
 
 def _default_name(content_id: str) -> str:
@@ -126,18 +122,11 @@ def cmd_download(ctx: Context, args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
-    if ctx.json:
-        ctx.out.json({"id": args.content_id, "file": target, "length": written})
-    else:
-        ctx.out.line(f"downloaded {args.content_id} to {target} ({size(written)})")
-    return 0
+    return ctx.report({"id": args.content_id, "file": target, "length": written},
+                      f"downloaded {args.content_id} to {target} ({size(written)})")
 
 
 def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.client.call("DELETE", path("connectors", ctx.connector, "content",
                                             args.content_id))
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"deleted {args.content_id}")
-    return 0
+    return ctx.report(result, f"deleted {args.content_id}")

@@ -67,6 +67,14 @@ class Context:
     def json(self) -> bool:
         return self.out.json_mode
 
+    def report(self, result: Any, message: str) -> int:
+        """The API's answer with ``--json``, else a one-line summary; exit code 0."""
+        if self.json:
+            self.out.json(result)
+        else:
+            self.out.line(message)
+        return 0
+
     @property
     def client(self) -> Client:
         if self._client is None:

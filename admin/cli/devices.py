@@ -191,29 +191,17 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
         call["tags"] = [{"name": n, "value": v}
                         for n, v in pairs(args.tag, "a tag NAME=VALUE")]
     record = ctx.device2("addIdentity", **call)
-    if ctx.json:
-        ctx.out.json(record)
-    else:
-        ctx.out.line(f"added {record.get('identity')} ({record.get('status')})")
-    return 0
+    return ctx.report(record, f"added {record.get('identity')} ({record.get('status')})")
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.device2("removeIdentity", identity=args.identity)
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"removed {args.identity}")
-    return 0
+    return ctx.report(result, f"removed {args.identity}")
 
 
 def _update(ctx: Context, identity: str, **change: Any) -> int:
     record = ctx.device2("updateIdentity", identity=identity, **change)
-    if ctx.json:
-        ctx.out.json(record)
-    else:
-        ctx.out.line(f"{record.get('identity')}: {record.get('status')}")
-    return 0
+    return ctx.report(record, f"{record.get('identity')}: {record.get('status')}")
 
 
 def cmd_lock(ctx: Context, args: argparse.Namespace) -> int:
@@ -248,11 +236,7 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     if "identity" in values:
         raise UsageError("a resource alias cannot be 'identity' here (the Device2 argument)")
     result = ctx.device2("setIdentityState", identity=args.identity, **values)
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"{args.identity}: set {', '.join(values)}")
-    return 0
+    return ctx.report(result, f"{args.identity}: set {', '.join(values)}")
 
 
 def _read_csv(name: str) -> str:

@@ -112,11 +112,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.device2("addGatewayResource", alias=args.alias, **_changes(args, args.format))
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"added resource {args.alias}")
-    return 0
+    return ctx.report(result, f"added resource {args.alias}")
 
 
 def cmd_update(ctx: Context, args: argparse.Namespace) -> int:
@@ -135,17 +131,9 @@ def cmd_update(ctx: Context, args: argparse.Namespace) -> int:
     if not changes:
         raise UsageError("nothing to change: give --format, --settable, --allowed, …")
     result = ctx.device2("updateGatewayResource", alias=args.alias, **changes)
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"updated resource {args.alias}")
-    return 0
+    return ctx.report(result, f"updated resource {args.alias}")
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:
     result = ctx.device2("removeGatewayResource", alias=args.alias)
-    if ctx.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.line(f"removed resource {args.alias}")
-    return 0
+    return ctx.report(result, f"removed resource {args.alias}")

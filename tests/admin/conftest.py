@@ -23,12 +23,8 @@ import pytest
 from aiohttp import web
 
 from admin.site import start_site
-from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import RunningBroker, make_config, start_broker
+from tests.conftest import RunningBroker, make_config, start_gateway
 
 ADMIN_TOKEN = "rest-token-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -103,14 +99,8 @@ def _decode(data: bytes) -> Any:
 def running_admin(tmp_path: Path) -> Iterator[AdminApi]:
     config = make_config(tmp_path, allow_anonymous=False)
 
-    def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, committer), password_cost=1024)
-        return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-    running, stop = start_broker(config, hooks_factory=hooks)
+    running, gateway, stop = start_gateway(config)
     try:
-        gateway = running.server.hooks
-        assert isinstance(gateway, GatewayHooks)
         runner, port = asyncio.run_coroutine_threadsafe(
             start_site(gateway.service, ADMIN_TOKEN, "127.0.0.1:0"), running.loop).result(10)
         try:

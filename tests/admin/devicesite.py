@@ -18,15 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from admin.site import start_device_site, start_site
-from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import RunningBroker, make_config, start_broker
+from tests.conftest import RunningBroker, make_config, start_gateway
 
 ADMIN_TOKEN = "device-test-token-0123456789abcdefghijklmnopqrstuvwxyz"
-FAST_SCRYPT = 1024
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 
 
@@ -118,16 +113,9 @@ def running_device_site(tmp_path: Path, *, content_max_size: int | None = None,
     if content_max_size is not None:
         extra["content_max_size"] = content_max_size
 
-    def hooks(store: Store, group: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, group), password_cost=FAST_SCRYPT,
-                                 **extra)
-        return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-    running, stop = start_broker(config, hooks_factory=hooks)
+    running, gateway, stop = start_gateway(config, **extra)
     runners: list[web.AppRunner] = []
     try:
-        gateway = running.server.hooks
-        assert isinstance(gateway, GatewayHooks)
         service = gateway.service
         submit = running.server.committer.submit if committer else None
 

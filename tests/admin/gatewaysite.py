@@ -17,18 +17,13 @@ from typing import Any
 from aiohttp import web
 
 from admin.site import start_site
-from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
 from broker.mqtt import codec
 from broker.mqtt.packets import Connect, Puback, Publish
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import RunningBroker, make_config, start_broker
+from tests.conftest import RunningBroker, make_config, start_gateway
 from tests.rawclient import RawClient
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"
-FAST_SCRYPT = 1024
 
 
 @dataclass
@@ -88,16 +83,10 @@ def start_gateway_site(tmp_path: Path, **webhooks: Any) -> tuple[Site, Callable[
     (set after the broker started, so a test can point it at a receiver on the loop)."""
     config = make_config(tmp_path, allow_anonymous=False)
 
-    def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, committer), password_cost=FAST_SCRYPT)
-        return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-    running, stop_broker = start_broker(config, hooks_factory=hooks)
+    running, gateway, stop_broker = start_gateway(config)
     for key, value in webhooks.items():
         setattr(config.webhooks, key, value)
     config.validate()
-    gateway = running.server.hooks
-    assert isinstance(gateway, GatewayHooks)
     runner, port = asyncio.run_coroutine_threadsafe(
         start_site(gateway.service, TOKEN, "127.0.0.1:0", running.server), running.loop
     ).result(10)

@@ -22,12 +22,7 @@ from typing import Any
 import pytest
 
 from admin.site import start_site
-from broker.gateway.mqtt import GatewayHooks
-from broker.gateway.service import Device2Service
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import make_config, start_broker
+from tests.conftest import make_config, start_gateway
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,13 +55,7 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     config = make_config(tmp_path, allow_anonymous=False)
 
-    def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, committer), password_cost=1024)
-        return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-    running, stop = start_broker(config, hooks_factory=hooks)
-    gateway = running.server.hooks
-    assert isinstance(gateway, GatewayHooks)
+    running, gateway, stop = start_gateway(config)
     runner, port = asyncio.run_coroutine_threadsafe(
         start_site(gateway.service, TOKEN, "127.0.0.1:0"), running.loop).result(10)
     try:

@@ -15,12 +15,8 @@ from typing import Any
 import pytest
 
 from admin.site import start_site
-from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import RunningBroker, make_config, start_broker
+from tests.conftest import RunningBroker, make_config, start_gateway
 
 TOKEN = "console-test-token-0123456789abcdefghijklmnop"
 CHROMIUM = "/usr/bin/chromium"
@@ -52,14 +48,7 @@ class Gateway:
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     config = make_config(tmp_path, allow_anonymous=False)
 
-    def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
-        service = Device2Service(DrainedStore(store, committer), password_cost=1024,
-                                 content_dir=tmp_path / "data" / "content")
-        return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-    running, stop = start_broker(config, hooks_factory=hooks)
-    hooks_ = running.server.hooks
-    assert isinstance(hooks_, GatewayHooks)
+    running, hooks_, stop = start_gateway(config, content_dir=tmp_path / "data" / "content")
     runner, port = asyncio.run_coroutine_threadsafe(
         start_site(hooks_.service, TOKEN, "127.0.0.1:0"), running.loop).result(10)
     try:

@@ -14,9 +14,10 @@ from broker.gateway.service import Device2Service
 from broker.storage import Store
 from broker.storage.lmdb_store import LmdbStore
 from broker.storage.memory_store import MemoryStore
+from tests.conftest import FAST_SCRYPT  # also imported from here by the gateway tests
 
 STORES = ["memory", "lmdb"]
-FAST_SCRYPT = 1024  # same format and checks as 2**14, a fraction of the CPU
+
 T0 = 1_700_000_000_000_000  # µs
 
 

@@ -14,17 +14,11 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from broker.gateway.mqtt import GatewayHooks
 from broker.gateway.service import Device2Service
 from broker.mqtt import codec
 from broker.mqtt.packets import Connack, Connect, Pingreq, Pingresp, Puback, Publish, Subscribe
-from broker.security.policy import PlainPolicy
-from broker.storage import Store
-from broker.storage.commit import DrainedStore, GroupCommitter
-from tests.conftest import RunningBroker, make_config, start_broker
+from tests.conftest import RunningBroker, make_config, start_gateway
 from tests.rawclient import RawClient, connected
-
-FAST_SCRYPT = 1024
 
 
 @dataclass
@@ -59,15 +53,8 @@ def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         mqtt.setdefault("allow_anonymous", False)
         config = make_config(tmp_path / f"gw{len(stops)}", **mqtt)
 
-        def hooks(store: Store, committer: GroupCommitter) -> GatewayHooks:
-            # As broker.gateway.app wires it, with a cheaper scrypt for the tests.
-            service = Device2Service(DrainedStore(store, committer), password_cost=FAST_SCRYPT)
-            return GatewayHooks(service, PlainPolicy(config.mqtt))
-
-        running, stop = start_broker(config, hooks_factory=hooks)  # LMDB, sync=always
+        running, gateway, stop = start_gateway(config)  # LMDB, sync=always
         stops.append(stop)
-        gateway = running.server.hooks
-        assert isinstance(gateway, GatewayHooks)
         return Gateway(running, gateway.service, gateway.connector)
 
     yield factory

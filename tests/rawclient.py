@@ -10,7 +10,7 @@ from typing import Any
 from broker.mqtt import codec
 from broker.mqtt.errors import ProtocolError
 from broker.mqtt.framing import Framer
-from broker.mqtt.packets import Connect, Packet, Publish, Subscribe
+from broker.mqtt.packets import Connect, Packet, Puback, Publish, Subscribe
 
 
 class Closed(Exception):
@@ -113,3 +113,17 @@ def connected(host: str, port: int, client_id: str = "", rcvbuf: int | None = No
     client = RawClient(host, port, rcvbuf=rcvbuf)
     client.connect(client_id, **kwargs)
     return client
+
+
+def provision_mqtt(host: str, port: int, identity: str) -> str:
+    """connector-spec §3.4: anonymous CONNECT, PUBLISH ``$provision/<identity>`` at QoS 1; the
+    40-character token comes back on the same topic."""
+    with RawClient(host, port) as client:
+        client.connect()
+        client.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
+        client.expect(Puback(1))
+        reply = client.recv()
+        assert isinstance(reply, Publish) and reply.topic == f"$provision/{identity}", reply
+    token = reply.payload.decode()
+    assert len(token) == 40 and token.isalnum(), token
+    return token

@@ -19,9 +19,9 @@ from aiohttp import web
 from admin.site import start_site
 from broker.gateway.service import Device2Service
 from broker.mqtt import codec
-from broker.mqtt.packets import Connect, Puback, Publish
+from broker.mqtt.packets import Connect, Puback
 from tests.conftest import RunningBroker, make_config, start_gateway
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, provision_mqtt
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -101,14 +101,7 @@ def start_gateway_site(tmp_path: Path, **webhooks: Any) -> tuple[Site, Callable[
 
 
 def provision(site: Site, identity: str) -> str:
-    """§3.4: anonymous CONNECT, PUBLISH $provision/<id> QoS 1; the token comes back."""
-    with RawClient(site.running.host, site.running.port) as c:
-        c.connect()
-        c.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        c.expect(Puback(1))
-        reply = c.recv()
-        assert isinstance(reply, Publish) and reply.topic == f"$provision/{identity}"
-        return reply.payload.decode()
+    return provision_mqtt(site.running.host, site.running.port, identity)
 
 
 def device(site: Site, token: str) -> RawClient:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from broker.mqtt.packets import Pingreq, Pingresp, Puback, Publish
+from broker.mqtt.packets import Pingreq, Pingresp
 from tests.admin.conftest import ADMIN_TOKEN, AdminApi
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, provision_mqtt
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -168,13 +168,7 @@ def test_list_bad_query(fleet: AdminApi, query: str, words: str) -> None:
 
 
 def _provision(admin_api: AdminApi, identity: str) -> str:
-    with RawClient("127.0.0.1", admin_api.broker.port) as c:
-        c.connect()
-        c.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        c.expect(Puback(1))
-        reply = c.recv()
-        assert isinstance(reply, Publish)
-        return reply.payload.decode()
+    return provision_mqtt("127.0.0.1", admin_api.broker.port, identity)
 
 
 def test_online_filter_and_sort_with_a_connected_device(fleet: AdminApi) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from broker.mqtt.packets import Pingreq, Pingresp, Puback, Publish
+from broker.mqtt.packets import Pingreq, Pingresp, Publish
 from tests.admin.conftest import AdminApi
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, provision_mqtt
 
 SITE_LYON = {"name": "site", "value": "Lyon"}
 SITE_PARIS = {"name": "site", "value": "Paris"}
@@ -33,13 +33,7 @@ def device(admin_api: AdminApi) -> AdminApi:
 
 
 def provision(api: AdminApi, identity: str) -> str:
-    with RawClient("127.0.0.1", api.broker.port) as c:
-        c.connect()
-        c.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        c.expect(Puback(1))
-        reply = c.recv()
-        assert isinstance(reply, Publish)
-        return reply.payload.decode()
+    return provision_mqtt("127.0.0.1", api.broker.port, identity)
 
 
 # -- state ------------------------------------------------------------------------------------

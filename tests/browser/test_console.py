@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import TOKEN, Gateway, login
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, provision_mqtt
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,12 +38,7 @@ def _row(page: Page, table: str, **data: str) -> Any:
 
 
 def _provision(gateway: Gateway, identity: str) -> None:
-    """connector-spec §3.4: anonymous CONNECT, then PUBLISH $provision/<identity> QoS 1."""
-    with RawClient(*gateway.mqtt) as client:
-        client.connect()
-        client.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        client.recv()  # PUBACK
-        client.recv()  # the token, on $provision/<identity>
+    provision_mqtt(*gateway.mqtt, identity)
 
 
 # -- the static files ------------------------------------------------------------------------

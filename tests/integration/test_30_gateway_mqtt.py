@@ -18,7 +18,7 @@ from broker.gateway.service import Device2Service
 from broker.mqtt import codec
 from broker.mqtt.packets import Connack, Connect, Pingreq, Pingresp, Puback, Publish, Subscribe
 from tests.conftest import RunningBroker, make_config, start_gateway
-from tests.rawclient import RawClient, connected
+from tests.rawclient import RawClient, connected, provision_mqtt
 
 
 @dataclass
@@ -72,16 +72,7 @@ def gw(gateway_factory: Callable[..., Gateway]) -> Gateway:
 
 
 def provision(gw: Gateway, identity: str) -> str:
-    """§3.4: anonymous CONNECT, PUBLISH $provision/<id> QoS 1, the token comes back."""
-    with RawClient(gw.host, gw.port) as c:
-        c.connect()
-        c.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        c.expect(Puback(1))
-        reply = c.recv()
-        assert isinstance(reply, Publish) and reply.topic == f"$provision/{identity}"
-        token = reply.payload.decode()
-    assert len(token) == 40 and token.isalnum()
-    return token
+    return provision_mqtt(gw.host, gw.port, identity)
 
 
 def device(gw: Gateway, token: str) -> RawClient:

@@ -21,7 +21,7 @@ from broker.gateway.service import Device2Service
 from broker.mqtt.packets import Puback, Publish
 from broker.storage.lmdb_store import LmdbStore
 from tests.integration.test_serve_cli import free_port, run_serve, wait_for_port
-from tests.rawclient import Closed, RawClient
+from tests.rawclient import Closed, RawClient, provision_mqtt
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -172,16 +172,7 @@ def test_sigkill_under_device_writes_loses_no_acknowledged_value(tmp_path: Path)
 
 
 def provision(port: int, identity: str) -> str:
-    """connector-spec §3.4: anonymous CONNECT, ``$provision/<identity>``, the token comes back."""
-    with RawClient("127.0.0.1", port) as client:
-        client.connect()
-        client.publish(f"$provision/{identity}", b"", qos=1, packet_id=1)
-        client.expect(Puback(1))
-        reply = client.recv()
-        assert isinstance(reply, Publish) and reply.topic == f"$provision/{identity}", reply
-    token = reply.payload.decode()
-    assert len(token) == 40 and token.isalnum(), token
-    return token
+    return provision_mqtt("127.0.0.1", port, identity)
 
 
 def write(port: int, token: str, value: bytes) -> None:

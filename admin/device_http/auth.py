@@ -57,6 +57,20 @@ def presented(request: web.Request) -> Presented:
     return Presented()
 
 
+async def verify_password(request: web.Request, identity: str, password: str) -> bool | None:
+    """Check ``identity``'s password in a worker thread when that needs scrypt (~60 ms), so
+    the event loop never runs it: False when wrong; True when right (the verifier remembers
+    it, and the service's own check is then instant); None when no slow check was needed."""
+    service = request.app[SERVICE]
+    slow, stored = service.password_hash_to_check(identity=identity, password=password,
+                                                   connector_id=request[CONNECTOR])
+    if not slow:
+        return None
+    raw = password.encode("utf-8", "surrogatepass")
+    loop = asyncio.get_running_loop()
+    return bool(await loop.run_in_executor(None, service.verifier.verify, stored, raw))
+
+
 async def authenticate(request: web.Request) -> str:
     """The identity of an authenticated device request, or a ServiceError (401/403)."""
     service = request.app[SERVICE]
@@ -72,16 +86,10 @@ async def authenticate(request: web.Request) -> str:
                                     **context)
             raise ServiceError(401, "not_authenticated", "no credentials")
         identity, password = basic
-        slow, stored = service.password_hash_to_check(identity=identity, password=password,
-                                                       connector_id=cid)
-        if slow:
-            raw = password.encode("utf-8", "surrogatepass")
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, service.verifier.verify, stored, raw)
-            if not ok:
-                service.logs[cid].debug(service.clock(), "bad_credentials", identity=identity,
-                                        detail="bad_credentials", **context)
-                raise ServiceError(401, "bad_credentials", "wrong identity or password")
+        if await verify_password(request, identity, password) is False:
+            service.logs[cid].debug(service.clock(), "bad_credentials", identity=identity,
+                                    detail="bad_credentials", **context)
+            raise ServiceError(401, "bad_credentials", "wrong identity or password")
         result = service.authenticate(identity=identity, password=password, connector_id=cid,
                                       **context)
     if result.ok and result.identity is not None:

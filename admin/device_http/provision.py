@@ -3,7 +3,7 @@
 Body ``id=<identity>`` (form-encoded); the legacy ``vendor=<cid>&model=<cid>&sn=<identity>`` is
 accepted too: ``sn`` is a synonym of ``id``, and ``vendor``/``model`` must name the connector
 the request is for (else 404 ``not_found``). Password mode adds ``password=<password>`` (at
-least 20 characters).
+least 20 characters), hashed with scrypt in a worker thread.
 
 Success: token mode 200 ``text/plain`` with the new 40-character token; password mode 204.
 Re-provisioning a provisioned device needs its current credentials (``X-Exosite-CIK`` or
@@ -27,9 +27,11 @@ listener exists.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from admin.device_http.auth import presented
+from admin.device_http.auth import presented, verify_password
 from admin.device_http.context import CONNECTOR, SERVICE, ctx, no_content, text
 from admin.device_http.stack import body_pairs
 from broker.gateway.errors import ServiceError
@@ -64,9 +66,18 @@ async def activate(request: web.Request) -> web.Response:
     identity = identity if identity is not None else serial
     if not identity:
         raise ServiceError(400, "invalid_identity", "the body needs id=<identity>")
-    outcome = service.provision(identity=identity, presented=presented(request),
-                                password=fields.get("password"), connector_id=cid,
-                                **ctx(request))
+    # scrypt runs in worker threads, never on the loop: the old password of a rotation is
+    # checked there (and remembered), the new one hashed there.
+    proof = presented(request)
+    if proof.password is not None:
+        await verify_password(request, identity, proof.password)
+    password = fields.get("password")
+    hashed = None
+    if password is not None and service.registers_passwords(cid):
+        loop = asyncio.get_running_loop()
+        hashed = await loop.run_in_executor(None, service.hash_new_password, password)
+    outcome = service.provision(identity=identity, presented=proof, password=password,
+                                password_hash=hashed, connector_id=cid, **ctx(request))
     if not outcome.accepted:
         reason = outcome.reason or "not_authenticated"
         raise ServiceError(REFUSAL_STATUS.get(reason, 400), reason, outcome.message)

@@ -22,6 +22,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+from broker.core.connection import CLOSED
 from broker.core.handle_connect import connect_decided
 from broker.gateway import events as events_mod
 from broker.gateway.errors import ServiceError
@@ -300,12 +301,29 @@ class GatewayHooks:
                 return self.plain.on_publish(client, packet)
             client.close("not_authenticated", f"PUBLISH to {topic!r} before authenticating")
             return DEFERRED
+        password = _text(packet.payload) or None
+        offload = client.broker.offload
+        if (password is not None and offload is not None
+                and self.service.registers_passwords(attrs["connector"])):
+            # scrypt (~60 ms) in a worker thread: the loop goes on serving everyone else.
+            hash_new = self.service.hash_new_password
+            offload(lambda: hash_new(password),
+                    lambda hashed: self._provision(client, packet, password, hashed))
+            return DEFERRED
+        return self._provision(client, packet, password, None)
+
+    def _provision(self, client: Connection, packet: Publish, password: str | None,
+                   password_hash: str | None) -> PublishDecision:
+        """§3.4 with the password (if any) hashed; ignored if the client left meanwhile."""
+        if client.state == CLOSED:
+            return DEFERRED
+        topic = packet.topic
+        attrs = client.attrs
         identity = topic[len("$provision/"):]
-        presented = attrs.get("presented", Presented())
         outcome = self.service.provision(
             identity=identity, ip=client.peer[0], protocol="mqtt",
-            connection_id=client.connection_id, presented=presented,
-            password=_text(packet.payload) or None, connector_id=attrs["connector"])
+            connection_id=client.connection_id, presented=attrs.get("presented", Presented()),
+            password=password, password_hash=password_hash, connector_id=attrs["connector"])
         if not outcome.accepted:
             # §3.4 step 4: no reply; the reason is logged and the connection closed.
             client.close(outcome.debug_reason or "not_authenticated", outcome.message)

@@ -119,12 +119,14 @@ def provision(txn: WriteTxn, cid: str, hash_key: str, settings: Mapping[str, Any
               identity: str, *, ip: str | None, now_us: int,
               presented: Presented = NOTHING, password: str | None = None,
               certificate: str | bytes | None = None, verifier: PasswordVerifier,
-              password_cost: int = credentials.SCRYPT_N) -> ProvisionOutcome:
+              password_cost: int = credentials.SCRYPT_N,
+              password_hash: str | None = None) -> ProvisionOutcome:
     """The §3.2 decision; on success the write transaction holds the new credentials.
 
     ``password`` is the password to register (password mode), ``certificate`` the client
     certificate to pin (certificate mode); ``presented`` proves the old credentials for a
-    rotation."""
+    rotation. ``password_hash``: ``password`` already hashed (in a worker thread, so that the
+    event loop does not run scrypt), used instead of hashing it here."""
     prov = settings["provisioning"]
     shown = identity if isinstance(identity, str) else repr(identity)
     if not prov["enabled"]:
@@ -167,7 +169,8 @@ def provision(txn: WriteTxn, cid: str, hash_key: str, settings: Mapping[str, Any
             token = credentials.new_token()
             secret = credentials.token_digest(hash_key, token)
         elif auth_type == "password":
-            secret = credentials.hash_device_password(password, n=password_cost)  # type: ignore
+            secret = password_hash or credentials.hash_device_password(
+                password, n=password_cost)  # type: ignore[arg-type]
         else:
             if certificate is None:
                 raise ServiceError(400, "bad_credentials", "no client certificate")

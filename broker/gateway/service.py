@@ -954,15 +954,18 @@ class Device2Service:
     def provision(self, *, identity: str, ip: str | None = None, protocol: str | None = None,
                   connection_id: str | None = None, presented: Presented = NOTHING,
                   password: str | None = None, certificate: str | bytes | None = None,
-                  connector_id: str | None = None) -> ProvisionOutcome:
-        """A device's provision request (§3.2); logs it and emits ``provisioned``."""
+                  connector_id: str | None = None,
+                  password_hash: str | None = None) -> ProvisionOutcome:
+        """A device's provision request (§3.2); logs it and emits ``provisioned``.
+        ``password_hash`` is ``password`` hashed by ``hash_new_password`` beforehand."""
         c = self._connector(connector_id)
         now = self.clock()
         with self._identity_write(c["id"], identity) as txn:
             outcome = provision_decide(
                 txn, c["id"], c["hash_key"], c["settings"], identity, ip=ip, now_us=now,
                 presented=presented, password=password, certificate=certificate,
-                verifier=self.verifier, password_cost=self.password_cost)
+                verifier=self.verifier, password_cost=self.password_cost,
+                password_hash=password_hash)
         logs = self.logs[c["id"]]
         ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
         result = "accepted" if outcome.accepted else outcome.debug_reason or "refused"
@@ -980,6 +983,20 @@ class Device2Service:
             if outcome.deleted:
                 self._emit(c, events.expired(shown, timestamp=now, **ctx))
         return outcome
+
+    def registers_passwords(self, connector_id: str | None = None) -> bool:
+        """Does provisioning on this connector register a password (scrypt, ~60 ms)?"""
+        return bool(self._connector(connector_id)["settings"]["provisioning"]["auth_type"]
+                    == "password")
+
+    def hash_new_password(self, password: str) -> str | None:
+        """``password`` hashed for ``provision(password_hash=…)``; None if it is not a valid
+        password (``provision`` then refuses it). Thread-safe: no store or cache access, so
+        the protocol layers run it in a worker thread."""
+        try:
+            return credentials.hash_device_password(password, n=self.password_cost)
+        except ServiceError:
+            return None
 
     def password_hash_to_check(self, *, identity: str, password: str,
                                connector_id: str | None = None) -> tuple[bool, str | None]:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -165,6 +166,41 @@ def test_password_mode(site: DeviceSite) -> None:
     reply = site.device("POST", "/provision/activate", f"id=pw1&password={new}",
                         Authorization=f"Basic {basic}")
     assert reply.status == 204
+
+
+def test_password_activation_hashes_off_the_event_loop(site: DeviceSite) -> None:
+    """scrypt (~60 ms at the default cost) would stall every connection if it ran on the
+    loop: the new password is hashed, and the old one of a rotation checked, in threads."""
+    site.op("updateGatewaySettings", provisioning={"auth_type": "password"})
+    loop_thread = site.call(threading.get_ident)
+    service = site.service
+    # (what, thread, whether it was instant: a verification the verifier remembered)
+    calls: list[tuple[str, int, bool]] = []
+    hash_new, verifier = service.hash_new_password, service.verifier
+    verify = verifier.verify
+
+    def hash_spy(password: str) -> str | None:
+        calls.append(("hash", threading.get_ident(), False))
+        return hash_new(password)
+
+    def verify_spy(stored: str, raw: bytes) -> bool:
+        calls.append(("verify", threading.get_ident(), verifier.remembered(stored, raw)))
+        return verify(stored, raw)
+
+    service.hash_new_password = hash_spy  # type: ignore[method-assign]
+    service.verifier.verify = verify_spy  # type: ignore[method-assign]
+    password, new = "a-password-of-twenty+", "another-password-20chars"
+    reply = site.device("POST", "/provision/activate", f"id=pw2&password={quote(password)}")
+    assert reply.status == 204
+    basic = base64.b64encode(f"pw2:{password}".encode()).decode()
+    reply = site.device("POST", "/provision/activate", f"id=pw2&password={new}",
+                        Authorization=f"Basic {basic}")
+    assert reply.status == 204
+    slow = [(kind, thread) for kind, thread, instant in calls if not instant]
+    assert [kind for kind, _ in slow] == ["hash", "verify", "hash"]
+    assert all(thread != loop_thread for _, thread in slow)
+    new_basic = base64.b64encode(f"pw2:{new}".encode()).decode()
+    assert site.device("POST", WRITE, "temp=4", Authorization=f"Basic {new_basic}").status == 204
 
 
 def test_password_mode_expired_whitelisting(site: DeviceSite) -> None:

@@ -5,6 +5,7 @@ paho-mqtt devices. Service calls run on the broker's loop thread (``gw.call``)."
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -451,6 +452,15 @@ def test_password_devices_hash_off_the_loop(gw: Gateway) -> None:
     gets CONNACK 4; a username that is no device is left to the plain policy (here: 5). A
     PUBLISH sent right behind the CONNECT waits for the decision and is then handled."""
     gw.call(lambda: gw.service.updateGatewaySettings(provisioning={"auth_type": "password"}))
+    loop_thread = gw.call(threading.get_ident)
+    hashed_in: list[int] = []
+    hash_new = gw.service.hash_new_password
+
+    def hash_spy(password: str) -> str | None:
+        hashed_in.append(threading.get_ident())
+        return hash_new(password)
+
+    gw.service.hash_new_password = hash_spy  # type: ignore[method-assign]
     password = b"correct horse battery staple"
     with RawClient(gw.host, gw.port) as c:
         c.connect()
@@ -458,6 +468,8 @@ def test_password_devices_hash_off_the_loop(gw: Gateway) -> None:
         c.expect(Puback(1))
         reply = c.recv()
         assert isinstance(reply, Publish) and reply.payload == b""  # password mode: no token
+    # The new password was hashed in a worker thread, not on the loop.
+    assert len(hashed_in) == 1 and hashed_in[0] != loop_thread
     with RawClient(gw.host, gw.port) as d:
         d.send(codec.encode(Connect("", True, 60, username="pw1", password=password))
                + codec.encode_publish("$resource/temp", b"5", 1, packet_id=9))

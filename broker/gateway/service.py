@@ -50,8 +50,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from broker.gateway import arguments, credentials, events, identities, tables, tags
 from broker.gateway import content as content_mod
-from broker.gateway import credentials, events, identities, tables, tags
 from broker.gateway import settings as settings_mod
 from broker.gateway import state as state_mod
 from broker.gateway.bulk_csv import Row, parse_csv, row_from_item
@@ -182,6 +182,7 @@ class Device2Service:
             inspect.signature(method).bind(**args)
         except TypeError as exc:
             raise _bad(f"{operation}: {exc}") from exc
+        arguments.check(operation, method, args)
         return method(connector_id=connector_id, **args)
 
     # -- the hot cache -------------------------------------------------------------------

@@ -96,10 +96,10 @@ def _decode(data: bytes) -> Any:
 
 
 @contextmanager
-def running_admin(tmp_path: Path) -> Iterator[AdminApi]:
+def running_admin(tmp_path: Path, **service_args: Any) -> Iterator[AdminApi]:
+    """``service_args`` go to the Device2Service (``content_dir=…``)."""
     config = make_config(tmp_path, allow_anonymous=False)
-
-    running, gateway, stop = start_gateway(config)
+    running, gateway, stop = start_gateway(config, **service_args)
     try:
         runner, port = asyncio.run_coroutine_threadsafe(
             start_site(gateway.service, ADMIN_TOKEN, "127.0.0.1:0"), running.loop).result(10)

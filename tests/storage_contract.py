@@ -189,3 +189,34 @@ class StoreContract:
         put(store, "t", data, data[::-1])
         with store.read() as txn:
             assert txn.get("t", data) == data[::-1]
+
+    def test_keys_of_any_length(self, store: Store) -> None:
+        """Keys far past LMDB's 511 bytes (a 65,535-byte topic name, a long client id) and
+        keys around the length where the LMDB store changes their form: put, get, replace,
+        delete and prefix scans (short and long prefixes) see exactly the keys written."""
+        shared = b"t/" + b"x" * 600  # long keys that agree on their first 600 bytes
+        keys = [shared + b"/a", shared + b"/b", shared, b"t/" + b"y" * 65_533,
+                b"t/" + b"z" * 477, b"t/" + b"z" * 478, b"t/" + b"z" * 479, b"t/short"]
+        with store.write() as txn:
+            for key in keys:
+                txn.put("t", key, key[-3:] + b"!")
+        with store.read() as txn:
+            for key in keys:
+                assert txn.get("t", key) == key[-3:] + b"!"
+            assert txn.get("t", shared + b"/c") is None
+            assert txn.get("t", b"t/" + b"z" * 480) is None
+            assert sorted(k for k, _ in txn.scan("t")) == sorted(keys)
+            assert sorted(k for k, _ in txn.scan("t", shared)) == sorted(
+                [shared + b"/a", shared + b"/b", shared])
+            assert [k for k, _ in txn.scan("t", shared + b"/b")] == [shared + b"/b"]
+            assert [k for k, _ in txn.scan("t", b"t/z")] == [
+                b"t/" + b"z" * 477, b"t/" + b"z" * 478, b"t/" + b"z" * 479]
+        with store.write() as txn:
+            txn.put("t", shared + b"/a", b"new")
+            txn.delete("t", shared + b"/b")
+            assert txn.get("t", shared + b"/a") == b"new"
+            assert txn.get("t", shared + b"/b") is None
+        with store.read() as txn:
+            assert txn.get("t", shared + b"/a") == b"new"
+            assert txn.get("t", shared + b"/b") is None
+            assert sorted(k for k, _ in txn.scan("t", shared)) == [shared, shared + b"/a"]

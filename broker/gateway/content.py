@@ -21,7 +21,7 @@ without metadata, or an old body not yet removed), never metadata without its bo
 removes such orphans and leftover temp files at start. A delete removes the metadata first, the
 file second, for the same reason.
 
-Ids: 1..255 characters, no control characters and no ``/`` (valid: ``fw-1.2.bin``,
+Ids: 1..255 bytes of UTF-8, no control characters and no ``/`` (valid: ``fw-1.2.bin``,
 ``images v2``; invalid: ``""``, ``a/b``, ``"a\\nb"``). Type: a MIME type, default
 ``application/octet-stream``. Meta: free text up to 4096 characters without control characters
 (it ends the device's one-line info answer, §6.7).
@@ -72,10 +72,11 @@ def _is_utf8(text: str) -> bool:
 def validate_id(content_id: object) -> str:
     if not isinstance(content_id, str) or not content_id:
         raise _bad("content id must be a non-empty string")
-    if len(content_id) > MAX_ID_LENGTH:
-        raise _bad(f"content id longer than {MAX_ID_LENGTH} characters")
     if "/" in content_id or _CONTROL.search(content_id) or not _is_utf8(content_id):
         raise _bad("content id must be UTF-8 text without '/' or control characters")
+    # In bytes: the metadata key (connector id, NUL, id) must fit LMDB's 511-byte keys.
+    if len(content_id.encode("utf-8")) > MAX_ID_LENGTH:
+        raise _bad(f"content id longer than {MAX_ID_LENGTH} bytes (UTF-8)")
     return content_id
 
 

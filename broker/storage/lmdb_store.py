@@ -6,6 +6,12 @@
   Buffering is what lets a full map be grown and the same writes applied again: a growing fleet
   never sees ``MapFullError``.
 - Read transactions are short (one ``with`` block); a long reader would pin old pages.
+- Keys of any length: LMDB keys hold at most 511 bytes, but a topic name or a client id may be
+  far longer (MQTT allows 65,535 bytes). A key of ``LONG_KEY`` bytes or more is stored as its
+  first ``KEPT`` bytes plus its SHA-256 (exactly ``LONG_KEY`` bytes: shorter keys never have
+  that length), the whole key kept in front of the value; reads, deletes and scans undo it, so
+  callers only ever see their own keys. Prefix scans work for prefixes of any length; key order
+  is kept except among long keys sharing their first ``KEPT`` bytes (ordered by hash).
 - ``sync``: ``always`` fsyncs every commit before ``write()`` returns; ``batch`` and ``none``
   commit without fsync (``flush()`` fsyncs; the server calls it once a second in ``batch``).
   Either way a commit is in the OS page cache, so a process crash loses nothing; only a machine
@@ -14,7 +20,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +38,28 @@ log = logging.getLogger("fleetgate.storage")
 SYNC_MODES = ("always", "batch", "none")
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 MAX_TABLES = 64
+LONG_KEY = 481  # stored length of a long key: KEPT bytes + a 32-byte SHA-256
+KEPT = LONG_KEY - 32
+_KEY_LENGTH = struct.Struct(">I")
+
+
+def stored_key(key: bytes) -> bytes:
+    if len(key) < LONG_KEY:
+        return key
+    return key[:KEPT] + hashlib.sha256(key).digest()
+
+
+def stored_value(key: bytes, value: bytes) -> bytes:
+    if len(key) < LONG_KEY:
+        return value
+    return _KEY_LENGTH.pack(len(key)) + key + value
+
+
+def _unpack(raw: bytes) -> tuple[bytes, bytes]:
+    """(the whole key, the value) of a long key's stored value."""
+    (length,) = _KEY_LENGTH.unpack_from(raw)
+    end = _KEY_LENGTH.size + length
+    return raw[_KEY_LENGTH.size:end], raw[end:]
 
 
 class LmdbReadTxn:
@@ -45,9 +75,13 @@ class LmdbReadTxn:
         if db is None:
             return None
         try:
-            return self._txn.get(key, db=db)  # type: ignore[no-any-return]
+            raw: bytes | None = self._txn.get(stored_key(key), db=db)
         except lmdb.InvalidParameterError:
             return None
+        if raw is None or len(key) < LONG_KEY:
+            return raw
+        whole, value = _unpack(raw)
+        return value if whole == key else None
 
     def scan(self, table: str, prefix: bytes = b"",
              start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
@@ -58,13 +92,18 @@ class LmdbReadTxn:
             cursor = self._txn.cursor(db=db)
         except lmdb.InvalidParameterError:
             return
+        first = stored_key(max(prefix, start))
+        near = prefix[:KEPT]  # what the stored keys under ``prefix`` all start with
         with cursor:
-            if not cursor.set_range(max(prefix, start)):
+            if not cursor.set_range(first[:KEPT] if len(first) >= LONG_KEY else first):
                 return
             for key, value in cursor.iternext():
-                if not key.startswith(prefix):
+                if not key.startswith(near):
                     return
-                yield key, value
+                if len(key) == LONG_KEY:
+                    key, value = _unpack(value)
+                if key.startswith(prefix) and key >= start:
+                    yield key, value
 
 
 class LmdbWriteTxn(OverlayTxn):
@@ -171,9 +210,11 @@ class LmdbStore:
                 with self.env.begin(write=True) as txn:
                     for (table, key), value in ops.items():
                         if value is None:
-                            txn.delete(key, db=dbs[table])
-                        else:
+                            txn.delete(stored_key(key), db=dbs[table])
+                        elif len(key) < LONG_KEY:
                             txn.put(key, value, db=dbs[table])
+                        else:
+                            txn.put(stored_key(key), stored_value(key, value), db=dbs[table])
                 self.commits += 1
                 return
             except lmdb.MapFullError:

@@ -82,17 +82,33 @@ def fails(fn: Any, **kw: Any) -> tuple[int, str]:
 
 # -- ids, types, meta ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("content_id", ["fw-1.2.bin", "images v2", "é", "x" * 255, "..", "a,b"])
+@pytest.mark.parametrize("content_id", ["fw-1.2.bin", "images v2", "é", "x" * 255, "é" * 127,
+                                        "..", "a,b"])
 def test_valid_ids(content_id: str) -> None:
     assert content_mod.validate_id(content_id) == content_id
 
 
-@pytest.mark.parametrize("content_id", ["", "x" * 256, "a/b", "a\nb", "a\0b", "a\x7fb", "\ud800",
-                                        None, 5])
+@pytest.mark.parametrize("content_id", ["", "x" * 256, "é" * 128, "a/b", "a\nb", "a\0b",
+                                        "a\x7fb", "\ud800", None, 5])
 def test_invalid_ids(content_id: Any) -> None:
     with pytest.raises(ServiceError) as info:
         content_mod.validate_id(content_id)
     assert (info.value.status, info.value.code) == (400, "bad_request")
+
+
+def test_the_longest_id_is_stored_under_the_longest_connector_id(tmp_path: Path) -> None:
+    """255 bytes of id (non-ASCII: 127 two-byte characters + 1) next to a 32-character
+    connector id still make an LMDB key (≤ 511 bytes)."""
+    store = LmdbStore(tmp_path / "lmdb", sync="none")
+    try:
+        service = Device2Service(store, content_dir=tmp_path / "content",
+                                 password_cost=FAST_SCRYPT)
+        cid = service.create_connector(connector_id="c" * 32)["id"]
+        content_id = "é" * 127 + "x"
+        service.contentUpload(id=content_id, data="aGk=", connector_id=cid)
+        assert service.contentInfo(id=content_id, connector_id=cid)["length"] == 2
+    finally:
+        store.close()
 
 
 def test_types_and_meta() -> None:

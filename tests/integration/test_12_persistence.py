@@ -99,6 +99,39 @@ def test_graceful_restart_keeps_retained_sessions_and_queues(tmp_path: Path, syn
         stop()
 
 
+def test_long_topic_names_and_client_ids_are_stored(tmp_path: Path) -> None:
+    """MQTT allows 65,535-byte topic names and client ids; LMDB keys hold 511 bytes. A long
+    retained topic and a persistent session with a long client id are stored like short ones,
+    and the other clients' messages committed in the same batches are not affected."""
+    topic, client_id = "r/" + "t" * 5000, "c" * 2000
+    b, stop = restartable(tmp_path)
+    try:
+        sub = connected(b.host, b.port, client_id, clean=False)
+        sub.subscribe("q/#", 1)
+        sub.send(Disconnect())
+        sub.close()
+        b.offline(client_id)
+        with connected(b.host, b.port, "long") as long, connected(b.host, b.port, "short") as short:
+            long.publish(topic, b"long", 1, retain=True, packet_id=1)
+            short.publish("r/short", b"short", 1, retain=True, packet_id=2)
+            short.publish("q/1", b"queued", 1, packet_id=3)
+            long.expect(Puback(1))
+            short.expect(Puback(2))
+            short.expect(Puback(3))
+    finally:
+        stop()
+    b, stop = restartable(tmp_path)
+    try:
+        with connected(b.host, b.port, "reader") as reader:
+            reader.subscribe("r/#", 0)
+            got = {recv_publish(reader).topic for _ in range(2)}
+            assert got == {topic, "r/short"}
+        with connected(b.host, b.port, client_id, clean=False, session_present=True) as again:
+            assert recv_publish(again).payload == b"queued"
+    finally:
+        stop()
+
+
 def test_restart_resends_inflight_with_dup_and_same_ids(tmp_path: Path) -> None:
     """Unacknowledged messages of a persistent session come back after a restart with DUP=1,
     their packet identifiers and order; a QoS 2 message already PUBRECed as a PUBREL

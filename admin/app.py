@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from admin import console, metrics, sse, webhooks
 from broker.gateway.errors import ServiceError
@@ -62,6 +63,11 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     except ServiceError as exc:
         return error(exc.status, exc.code, exc.message)
+    except HttpProcessingError as exc:
+        # A malformed body part found while a handler reads it (a multipart header with
+        # control characters, a broken chunked encoding): the client's fault, not a 500.
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return error(status, "bad_request", f"malformed request body: {exc.message}")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

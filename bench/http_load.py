@@ -83,7 +83,7 @@ class Gateway:
             store.close()
         self.http_port, self.admin_port = free_port(), free_port()
         cmd = ["taskset", "-c", BROKER_CPU, sys.executable, "-m", "broker", "serve",
-               "--data", str(data), "--log-level", "warning",
+               "--data", str(data), "--log-level", "warning", "--mqtt-tls", "", "--https", "",
                "--http", f"127.0.0.1:{self.http_port}", "--admin", f"127.0.0.1:{self.admin_port}"]
         self.log = open(self.workdir / "gateway.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,

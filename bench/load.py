@@ -350,6 +350,10 @@ def broker_command(name: str, port: int, workdir: Path) -> list[str]:
         "warning",
         "--mqtt",
         f"127.0.0.1:{port}",
+        "--mqtt-tls",  # off: the TLS listeners' defaults are public addresses
+        "",
+        "--https",
+        "",
         "--allow-anonymous",
         "--data",
         str(data),

@@ -65,9 +65,11 @@ class StorageConfig:
 
 @dataclass
 class TlsConfig:
-    cert: str = ""  # PEM; empty = <data>/tls/server.crt, made on first start
-    key: str = ""
-    min_version: str = "1.2"
+    cert: str = ""  # PEM (leaf first, then intermediates); empty = <data>/tls/server.crt, made
+    key: str = ""  # on first start with <data>/tls/server.key; set both or neither
+    min_version: str = "1.2"  # "1.2" or "1.3"
+    ciphers: str = ""  # OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default
+    handshake_timeout: float = 5.0  # seconds from the TCP open; MQTT: at most connect_timeout
 
 
 @dataclass
@@ -128,6 +130,17 @@ class Config:
         if not math.isfinite(m.connect_timeout) or m.connect_timeout <= 0:
             raise ConfigError("mqtt.connect_timeout must be positive")
         self._validate_webhooks()
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        t = self.tls
+        if t.min_version not in ("1.2", "1.3"):
+            raise ConfigError(f"tls.min_version must be 1.2 or 1.3, not {t.min_version!r}")
+        if bool(t.cert) != bool(t.key):
+            raise ConfigError("tls.cert and tls.key go together: set both, or neither for the "
+                              "self-signed certificate in <data>/tls")
+        if not math.isfinite(t.handshake_timeout) or t.handshake_timeout <= 0:
+            raise ConfigError("tls.handshake_timeout must be positive")
 
     def _validate_webhooks(self) -> None:
         w = self.webhooks

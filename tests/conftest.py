@@ -96,9 +96,11 @@ def start_broker(config: Config, **server_args: Any) -> tuple[RunningBroker, Cal
 
 
 def make_config(tmp_path: Path, **mqtt: Any) -> Config:
+    """Plain MQTT on a free loopback port; the TLS listeners off (their defaults are public
+    addresses): a test that wants one sets ``config.listeners.mqtt_tls = "127.0.0.1:0"``."""
     overrides: dict[str, Any] = {
         "server": {"data": str(tmp_path / "data"), "plain_mqtt": True},
-        "listeners": {"mqtt": "127.0.0.1:0"},
+        "listeners": {"mqtt": "127.0.0.1:0", "mqtt_tls": "", "https": ""},
         "mqtt": {"allow_anonymous": True, "sys_interval": 0.0, **mqtt},
     }
     return load(None, overrides)

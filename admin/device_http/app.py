@@ -1,9 +1,11 @@
 """The device HTTP API application (connector-spec §6): routes, connector selection, errors.
 
-Connector selection (product.md §2): a ``Host`` of ``<cid>.m2.<domain>`` or
-``<cid>.devmode-m2.<domain>`` (the port and a trailing dot ignored, case-insensitive) selects
-connector ``<cid>``; a Host naming a connector that does not exist answers 404 ``not_found``;
-any other Host (an address, ``localhost``) means the default connector.
+Connector selection (product.md §2, broker/gateway/hosts.py): over TLS, an SNI name of
+``<cid>.m2.<domain>`` or ``<cid>.devmode-m2.<domain>`` selects connector ``<cid>``; else a
+``Host`` of that form (the port and a trailing dot ignored, case-insensitive); else the default
+connector (an address, ``localhost``). A name that names a connector that does not exist
+answers 404 ``not_found`` (an SNI one is also logged as ``missing_sni`` in the default
+connector's debug log).
 
 Every failure is a ``text/plain`` body of one token (context.py); unknown routes are 404
 ``not_found``, a wrong method 405 ``method_not_allowed``, a body over ``client_max_size`` 413
@@ -32,11 +34,14 @@ from admin.device_http.context import (
     SUBMIT,
     Mirror,
     Submit,
+    ctx,
     failure,
+    tls_info,
 )
 from admin.device_http.longpoll import LongPolls
 from broker.gateway.content import DEFAULT_MAX_SIZE
 from broker.gateway.errors import ServiceError
+from broker.gateway.hosts import connector_in_host
 from broker.gateway.service import Device2Service
 from broker.gateway.settings import CONNECTOR_ID_RE
 
@@ -44,25 +49,38 @@ log = logging.getLogger(__name__)
 
 # Form bodies: a few values of at most 1 MiB each (§4.1), up to 3x longer percent-encoded.
 FORM_MAX_SIZE = 4 * 1024 * 1024
-HOST_MARKERS = (".m2.", ".devmode-m2.")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def connector_in_host(host: str | None, domain: str) -> str | None:
-    """The connector id a ``Host`` header names, or None when it names none."""
-    if not host:
-        return None
-    name = host.strip().lower()
-    if name.startswith("["):
-        return None  # an IPv6 address
-    name = name.rpartition(":")[0] if ":" in name else name
-    name = name.rstrip(".")
-    for marker in HOST_MARKERS:
-        suffix = marker + domain.lower().rstrip(".")
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
-    return None
+def _select_connector(request: web.Request) -> str:
+    """The request's connector id: the SNI's, else the Host's, else the default; 404
+    ``not_found`` for a name that names no connector."""
+    service, domain = request.app[SERVICE], request.app[DOMAIN]
+    tls = tls_info(request)
+    named = connector_in_host(tls.server_name if tls is not None else None, domain)
+    by_sni = named is not None
+    if named is None:
+        named = connector_in_host(request.host, domain)
+    try:
+        if named is not None and not CONNECTOR_ID_RE.fullmatch(named):
+            raise ServiceError(404, "not_found", "no such connector")
+        # Unknown connector (named, or no default): ServiceError 404.
+        return service.device_connector(named)[0]
+    except ServiceError:
+        if by_sni:
+            _log_missing_sni(request, tls.server_name if tls is not None else None)
+        raise
+
+
+def _log_missing_sni(request: web.Request, name: str | None) -> None:
+    service = request.app[SERVICE]
+    try:
+        default, _ = service.device_connector(None)
+    except ServiceError:
+        return  # no default connector: no log to keep it in
+    service.logs[default].debug(service.clock(), "missing_sni",
+                                detail=f"SNI {name!r} names no connector", **ctx(request))
 
 
 def _reason(exc: web.HTTPException) -> str:
@@ -75,11 +93,7 @@ def _reason(exc: web.HTTPException) -> str:
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[CONNECTION_ID] = os.urandom(16).hex()
     try:
-        named = connector_in_host(request.host, request.app[DOMAIN])
-        if named is not None and not CONNECTOR_ID_RE.fullmatch(named):
-            raise ServiceError(404, "not_found", "no such connector")
-        # Unknown connector (named in Host, or no default): ServiceError 404.
-        request[CONNECTOR], _ = request.app[SERVICE].device_connector(named)
+        request[CONNECTOR] = _select_connector(request)
         response = await handler(request)
     except ServiceError as exc:
         response = failure(exc.status, exc.code, exc.message)

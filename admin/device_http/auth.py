@@ -2,13 +2,20 @@
 
 - token mode: ``X-Exosite-CIK: <token>``;
 - password mode: ``Authorization: Basic base64(<identity>:<password>)``;
-- certificate mode needs TLS (the HTTPS listener, not built yet): over plain HTTP such a
-  device cannot authenticate.
+- certificate mode (the connector's ``auth_type``), when neither is given: the TLS client
+  certificate (HTTPS, or HTTP over ALPN ``http/1.1`` on the MQTT TLS port); the identity is its
+  CN (``Device2Service.certificate_login``). Certificate devices never activate (§3.3), so the
+  first request of an unknown (presenter identity on) or whitelisted identity provisions it
+  (pins the certificate), as over MQTT. Over plain HTTP there is no certificate.
 
 Refusals: no credentials → 401 ``not_authenticated``; unknown or wrong credentials → 401
 ``bad_credentials``; credentials revoked (re-provision pending) → 401 ``not_authenticated``;
-whitelisted past its window → 401 ``expired``; locked → 403 ``locked``. Each goes to the
-connector's debug log (the service logs token and password refusals itself).
+whitelisted past its window → 401 ``expired``; locked → 403 ``locked``. A certificate login
+adds: a certificate out of its validity period (client CA mode) → 401 ``expired`` /
+``not_yet_valid``; no single CN or an identity of the wrong format → 401
+``invalid_identity``; a first login refused by the provisioning decision → 403
+``presenter_identity_disabled`` · ``ip_not_allowed`` · ``provision_disabled``. Each goes to
+the connector's debug log (the service logs token, password and certificate refusals itself).
 A password is checked with scrypt (~60 ms) in the default executor, as the MQTT path does, so
 a burst of Basic requests never stalls the loop; a verified password is remembered and later
 requests skip the hash.
@@ -21,11 +28,13 @@ import base64
 
 from aiohttp import web
 
-from admin.device_http.context import CONNECTOR, SERVICE, ctx
+from admin.device_http.context import CONNECTOR, SERVICE, ctx, tls_info
 from broker.gateway.errors import ServiceError
-from broker.gateway.provisioning import Presented
+from broker.gateway.provisioning import AuthResult, Presented
 
 CIK_HEADER = "X-Exosite-CIK"
+# Refusals that are not about the credentials: the device is known to be barred.
+FORBIDDEN = ("locked", "ip_not_allowed", "presenter_identity_disabled", "provision_disabled")
 
 
 def _basic(header: str | None) -> tuple[str, str] | None:
@@ -81,22 +90,34 @@ async def authenticate(request: web.Request) -> str:
         result = service.authenticate(token=token, connector_id=cid, **context)
     else:
         basic = _basic(request.headers.get("Authorization"))
-        if basic is None:
+        tls = tls_info(request) if basic is None else None
+        if basic is not None:
+            identity, password = basic
+        elif (tls is not None and tls.peer_certificate is not None
+                and service.uses_certificates(cid)):
+            return _identity(service.certificate_login(
+                certificate=tls.peer_certificate, chain=tls.chain, connector_id=cid,
+                **context))
+        else:
             service.logs[cid].debug(service.clock(), "not_authenticated", detail="no credentials",
                                     **context)
             raise ServiceError(401, "not_authenticated", "no credentials")
-        identity, password = basic
         if await verify_password(request, identity, password) is False:
             service.logs[cid].debug(service.clock(), "bad_credentials", identity=identity,
                                     detail="bad_credentials", **context)
             raise ServiceError(401, "bad_credentials", "wrong identity or password")
         result = service.authenticate(identity=identity, password=password, connector_id=cid,
                                       **context)
+    return _identity(result)
+
+
+def _identity(result: AuthResult) -> str:
+    """The identity of a successful authentication, else its refusal (401, or 403)."""
     if result.ok and result.identity is not None:
         return result.identity
     reason = result.reason or "bad_credentials"
-    if reason == "locked":
-        raise ServiceError(403, "locked", "the device is locked")
+    if reason in FORBIDDEN:
+        raise ServiceError(403, reason, "the device may not connect")
     if reason == "reprovision":
         reason = "not_authenticated"
     raise ServiceError(401, reason, "the device is not authenticated")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from admin.device_http.forms import encode
 from broker.gateway.service import Device2Service
+from broker.transport.tls import TLS_INFO, TlsInfo
 
 if TYPE_CHECKING:
     from admin.device_http.longpoll import LongPolls
@@ -33,8 +34,9 @@ POLLS: web.AppKey[LongPolls] = web.AppKey("device_polls")
 # (route, status) -> requests answered, for /metrics (route: the path pattern, "unmatched").
 REQUESTS: web.AppKey[Counter[tuple[str, int]]] = web.AppKey("device_requests")
 
-# Per request, set by the middleware: the connector id (Host header, else the default), and
-# the connection id of the request's events and logs (16 random bytes, hex: connector-spec §1).
+# Per request, set by the middleware: the connector id (TLS SNI, else the Host header, else the
+# default), and the connection id of the request's events and logs (16 random bytes, hex:
+# connector-spec §1).
 CONNECTOR: web.RequestKey[str] = web.RequestKey("connector", str)
 CONNECTION_ID: web.RequestKey[str] = web.RequestKey("connection_id", str)
 
@@ -60,6 +62,12 @@ def form(pairs: list[tuple[str, str]], **headers: str) -> web.Response:
 
 def no_content() -> web.Response:
     return web.Response(status=204)
+
+
+def tls_info(request: web.Request) -> TlsInfo | None:
+    """The request's TLS session (SNI, client certificate), None over plain HTTP."""
+    transport = request.transport
+    return transport.get_extra_info(TLS_INFO) if transport is not None else None
 
 
 def ctx(request: web.Request) -> dict[str, Any]:

@@ -35,6 +35,8 @@ DEBUG_REASONS = frozenset({
     "invalid_identity", "locked", "ip_not_allowed", "expired", "bad_credentials", "missing_sni",
     "tls_error", "invalid_topic", "invalid_value", "unsupported_qos", "message_too_large",
     "provision_disabled",
+    # a client certificate before its notBefore (certificate mode, broker/gateway/certificates.py)
+    "not_yet_valid",
     # an application's $set the service refused (unknown identity, resource not settable),
     # or a device write to an identity removed meanwhile: the ServiceError code
     "not_found", "not_settable",

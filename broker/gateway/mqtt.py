@@ -1,13 +1,25 @@
 """The MQTT device API (connector-spec §3.4, §5) and application clients (product.md §4), as the
 broker's hooks. The core calls these; they call the Device2 service.
 
+Which connector (product.md §2): on a TLS connection, the one its SNI names
+(``<cid>.m2.<domain>`` or ``<cid>.devmode-m2.<domain>``, broker/gateway/hosts.py); any other SNI,
+none, or a plain connection: the default connector. An SNI naming a connector that does not
+exist is refused: CONNACK 5, debug reason ``missing_sni`` in the default connector's log.
+
 Who a connection is, decided at CONNECT and kept in ``client.attrs["realm"]``:
-- ``device``: token in the password with an empty username, or identity + password (§5.1).
+- ``device``: token in the password with an empty username, or identity + password (§5.1);
+  or, on a connector in certificate mode, no username and no password on a TLS connection that
+  carries a client certificate: the identity is the certificate's CN (§2.4, §5.1), checked
+  against the pinned certificate or the connector's client CA. Certificate devices never
+  activate (§3.3): the first CONNECT of an unknown (presenter identity on) or whitelisted
+  identity, or of one whose re-provisioning is pending, provisions it through the §3.2
+  decision (pins its certificate), then connects.
   Its MQTT client id is replaced by ``<connector>.<identity>``, so a second connection of the
   same device takes over the first (``duplicate_connection``), and its session is always clean
   (§5.1: Clean Session is ignored; pending set values are sent again on every connect).
-- ``provision``: no credentials at all: may only publish ``$provision/<identity>`` (§3.4), and
-  ordinary topics when ``mqtt.allow_anonymous`` is on.
+  A device connected on a plain (non-TLS) listener is flagged ``devmode`` (§2.2).
+- ``provision``: no credentials at all (and no certificate login): may only publish
+  ``$provision/<identity>`` (§3.4), and ordinary topics when ``mqtt.allow_anonymous`` is on.
 - ``app``: an application key and secret: ``$data/<cid>/…`` and ``$events/<cid>/…`` subscriptions
   and ``$set/<cid>/<identity>/<alias>`` publishes for its own connector, ordinary topics too.
 - ``plain``: anything else goes to the plain-broker policy (password file, ACL).
@@ -26,8 +38,10 @@ from broker.core.connection import CLOSED
 from broker.core.handle_connect import connect_decided
 from broker.gateway import events as events_mod
 from broker.gateway.errors import ServiceError
+from broker.gateway.hosts import connector_in_host
 from broker.gateway.provisioning import Presented
 from broker.gateway.resources import value_text
+from broker.gateway.settings import CONNECTOR_ID_RE
 from broker.hooks import AUTHENTICATING, PublishDecision
 from broker.mqtt import constants as c
 from broker.security.policy import PlainPolicy
@@ -38,6 +52,7 @@ if TYPE_CHECKING:
     from broker.core.connection import Connection
     from broker.gateway.service import Device2Service
     from broker.mqtt.packets import Connect, Publish
+    from broker.transport.tls import TlsInfo
 
 ROUTE = PublishDecision.ROUTE
 HANDLED = PublishDecision.HANDLED
@@ -93,11 +108,23 @@ class GatewayHooks:
     # -- CONNECT ----------------------------------------------------------------------
 
     def authenticate(self, client: Connection, packet: Connect) -> int:
-        cid = self.connector
         attrs = client.attrs
+        tls: TlsInfo | None = attrs.get("tls")
+        cid = self._selected_connector(tls)
+        if cid is None:
+            self.service.logs[self.connector].debug(
+                self.service.clock(), "missing_sni", ip=client.peer[0], protocol="mqtt",
+                connection_id=client.connection_id,
+                detail=f"SNI {tls.server_name if tls else None!r} names no connector")
+            attrs["logged"] = "not_authorized"  # the close below: logged once, as missing_sni
+            return c.CONNACK_NOT_AUTHORIZED
+        attrs["connector"] = cid  # refusals before a realm go to this connector's log
         username = packet.username or ""
         password = packet.password
         if not username and not password:
+            if (tls is not None and tls.peer_certificate is not None
+                    and self.service.uses_certificates(cid)):
+                return self._certificate_login(client, packet, cid, tls)
             attrs.update(realm="provision", connector=cid)
             return self._not_a_device(packet, c.CONNACK_ACCEPTED)
         secret = _text(password)
@@ -119,6 +146,45 @@ class GatewayHooks:
                 return AUTHENTICATING
         return self._decide(client, packet, secret)
 
+    def _selected_connector(self, tls: TlsInfo | None) -> str | None:
+        """The connector the SNI names, else the default; None if it names a connector that
+        does not exist (product.md §2)."""
+        named = connector_in_host(tls.server_name if tls is not None else None,
+                                  self.service.domain)
+        if named is None:
+            return self.connector
+        if CONNECTOR_ID_RE.fullmatch(named):
+            try:
+                return self.service.device_connector(named)[0]
+            except ServiceError:
+                pass
+        return None
+
+    def _certificate_login(self, client: Connection, packet: Connect, cid: str,
+                           tls: TlsInfo) -> int:
+        """§2.4 certificate mode: the identity is the client certificate's CN; a first
+        CONNECT provisions it (service.certificate_login)."""
+        assert tls.peer_certificate is not None
+        result = self.service.certificate_login(
+            certificate=tls.peer_certificate, chain=tls.chain, ip=client.peer[0],
+            protocol="mqtt", connection_id=client.connection_id, connector_id=cid)
+        if result.ok and result.identity is not None:
+            return self._device(client, packet, cid, result.identity,
+                                Presented(certificate=tls.peer_certificate))
+        client.attrs["logged"] = result.reason  # logged by the service
+        return REFUSAL_CODES.get(result.reason or "", c.CONNACK_NOT_AUTHORIZED)
+
+    def _device(self, client: Connection, packet: Connect, cid: str, identity: str,
+                presented: Presented) -> int:
+        """An authenticated device: its realm, and the client id that makes a second
+        connection take over (``presented``: kept for a re-provision over this connection,
+        §3.2 step 6: old credentials)."""
+        client.attrs.update(realm="device", connector=cid, identity=identity,
+                            presented=presented)
+        client.client_id = f"{cid}.{identity}"
+        packet.clean_session = True
+        return c.CONNACK_ACCEPTED
+
     def _hashed(self, client: Connection, packet: Connect, secret: str | None, ok: bool,
                 unknown: bool) -> None:
         """The password hash of a waiting CONNECT is done (back on the loop)."""
@@ -127,7 +193,7 @@ class GatewayHooks:
         elif unknown:  # not a device of this connector: maybe a user of the plain broker
             code = self._plain(client, packet)
         else:
-            self.service.logs[self.connector].debug(
+            self.service.logs[client.attrs["connector"]].debug(
                 self.service.clock(), "bad_credentials", identity=packet.username,
                 ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
                 detail="bad_credentials")
@@ -137,20 +203,15 @@ class GatewayHooks:
             connect_decided(client, code)
 
     def _decide(self, client: Connection, packet: Connect, secret: str | None) -> int:
-        cid = self.connector
+        cid = client.attrs["connector"]
         username = packet.username or ""
         result = self.service.authenticate(
             token=None if username else secret, identity=username or None,
             password=secret if username else None, ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id, connector_id=cid)
         if result.ok and result.identity is not None:
-            # Kept for a re-provision over this connection (§3.2 step 6: old credentials).
             presented = Presented(password=secret) if username else Presented(token=secret)
-            client.attrs.update(realm="device", connector=cid, identity=result.identity,
-                                presented=presented)
-            client.client_id = f"{cid}.{result.identity}"
-            packet.clean_session = True
-            return c.CONNACK_ACCEPTED
+            return self._device(client, packet, cid, result.identity, presented)
         if username and result.identity is None:
             return self._plain(client, packet)
         # service.authenticate logged the refusal: the core's close must not log it again.
@@ -166,9 +227,14 @@ class GatewayHooks:
         return self.plain.authenticate(client, packet)
 
     def _not_a_device(self, packet: Connect, code: int) -> int:
-        """Devices' client ids (<connector>.<identity>) are theirs: nobody else may take one
-        over (``duplicate_connection``)."""
-        if packet.client_id.startswith(f"{self.connector}."):
+        """Devices' client ids (<connector>.<identity>, of any connector) are theirs: nobody
+        else may take one over (``duplicate_connection``)."""
+        head, dot, _ = packet.client_id.partition(".")
+        if dot and CONNECTOR_ID_RE.fullmatch(head):
+            try:
+                self.service.device_connector(head)
+            except ServiceError:
+                return code
             return c.CONNACK_IDENTIFIER_REJECTED
         return code
 
@@ -180,10 +246,9 @@ class GatewayHooks:
         self.devices[key] = client
         attrs["will"] = client.will  # the core drops it before on_disconnect
         committer = client.broker.committer
-        # §2.2: a device that came through the devmode endpoint is flagged. Today's only MQTT
-        # listener is the plain one (devmode, or opened explicitly with --mqtt); TLS
-        # connections will carry another protocol name.
-        devmode = client.protocol == "mqtt"
+        # §2.2: a device that came through the devmode endpoint is flagged: the plain listener
+        # (devmode, or opened explicitly with --mqtt); TLS connections carry attrs["tls"].
+        devmode = "tls" not in attrs
         # lastip/lastseen/devmode go with the loop turn's other writes (no fsync of its own);
         # the connect event and the pending set values follow the commit.
         self.service.submit_connected(
@@ -211,9 +276,10 @@ class GatewayHooks:
     def on_debug(self, client: Connection | None, reason: str, detail: str) -> None:
         if client is None or client.attrs.pop("logged", None) == reason:
             return
-        # Before CONNECT a connection has no connector yet: the plain listener serves the
-        # default one, whose debug log keeps such pre-authentication failures (§8.2).
-        cid = client.attrs.get("connector", self.connector)
+        # Before CONNECT a connection has no connector yet: the one its SNI names (TLS), else
+        # the default one, keeps such pre-authentication failures in its debug log (§8.2).
+        cid = client.attrs.get("connector") or self._selected_connector(
+            client.attrs.get("tls")) or self.connector
         self.service.logs[cid].debug(
             self.service.clock(), reason, identity=client.attrs.get("identity"),
             ip=client.peer[0], protocol="mqtt", connection_id=client.connection_id,
@@ -320,10 +386,14 @@ class GatewayHooks:
         topic = packet.topic
         attrs = client.attrs
         identity = topic[len("$provision/"):]
+        tls: TlsInfo | None = attrs.get("tls")
         outcome = self.service.provision(
             identity=identity, ip=client.peer[0], protocol="mqtt",
             connection_id=client.connection_id, presented=attrs.get("presented", Presented()),
-            password=password, password_hash=password_hash, connector_id=attrs["connector"])
+            password=password, password_hash=password_hash, connector_id=attrs["connector"],
+            # certificate mode: the client certificate is the credential to pin
+            certificate=tls.peer_certificate if tls is not None else None,
+            chain=tls.chain if tls is not None else ())
         if not outcome.accepted:
             # §3.4 step 4: no reply; the reason is logged and the connection closed.
             client.close(outcome.debug_reason or "not_authenticated", outcome.message)

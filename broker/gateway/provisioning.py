@@ -24,6 +24,12 @@ reason; ``debug_reason`` is the §8.2 word for the debug log (``already_provisio
 Authentication (§2.4, §5.1): token alone (its digest finds the identity), identity + password,
 or identity + certificate; refusals ``bad_credentials`` (CONNACK 4), ``locked`` (ignored),
 ``reprovision`` and ``expired`` (CONNACK 5).
+
+Certificate mode (§2.4): the certificate matches the identity's pinned fingerprint; or, with
+``certificate_verified`` (the caller checked that it chains to the connector's client CA and
+that its CN is the identity: ``broker.gateway.certificates``), it proves the identity by itself,
+so a certificate re-issued by the same CA works without re-provisioning. Either way the
+identity's own credential must be a certificate.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from broker.storage import ReadTxn, WriteTxn
 
 REFUSALS = ("provision_disabled", "invalid_identity", "locked", "presenter_identity_disabled",
             "ip_not_allowed", "already_provisioned", "not_authenticated", "expired",
-            "bad_credentials")
+            "bad_credentials", "not_yet_valid")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class AuthResult:
     identity: str | None
     reason: str | None = None
     record: dict[str, Any] | None = field(default=None, repr=False)
+    provisioned: bool = False  # a certificate login that provisioned the identity first
 
     @property
     def ok(self) -> bool:
@@ -95,8 +102,9 @@ def _refuse(identity: str, reason: str, message: str, **kw: Any) -> ProvisionOut
 
 
 def credential_matches(record: Mapping[str, Any], presented: Presented, hash_key: str,
-                       verifier: PasswordVerifier) -> bool:
-    """The presented credential is the one stored for ``record`` (constant time per kind)."""
+                       verifier: PasswordVerifier, certificate_verified: bool = False) -> bool:
+    """The presented credential is the one stored for ``record`` (constant time per kind);
+    ``certificate_verified``: the presented certificate chains to the client CA (see above)."""
     auth = record["auth"]
     secret = auth["secret"]
     if auth["type"] == "token":
@@ -108,6 +116,8 @@ def credential_matches(record: Mapping[str, Any], presented: Presented, hash_key
         return verifier.verify(secret, presented.password.encode("utf-8", "surrogatepass"))
     if presented.certificate is None:
         return False
+    if certificate_verified:
+        return True
     try:
         fingerprint = credentials.certificate_fingerprint(presented.certificate)
     except ServiceError:
@@ -116,23 +126,26 @@ def credential_matches(record: Mapping[str, Any], presented: Presented, hash_key
 
 
 def provision(txn: WriteTxn, cid: str, hash_key: str, settings: Mapping[str, Any],
-              identity: str, *, ip: str | None, now_us: int,
+              identity: str | None, *, ip: str | None, now_us: int,
               presented: Presented = NOTHING, password: str | None = None,
               certificate: str | bytes | None = None, verifier: PasswordVerifier,
               password_cost: int = credentials.SCRYPT_N,
-              password_hash: str | None = None) -> ProvisionOutcome:
+              password_hash: str | None = None,
+              certificate_verified: bool = False) -> ProvisionOutcome:
     """The §3.2 decision; on success the write transaction holds the new credentials.
 
     ``password`` is the password to register (password mode), ``certificate`` the client
     certificate to pin (certificate mode); ``presented`` proves the old credentials for a
     rotation. ``password_hash``: ``password`` already hashed (in a worker thread, so that the
-    event loop does not run scrypt), used instead of hashing it here."""
+    event loop does not run scrypt), used instead of hashing it here. ``certificate_verified``:
+    the presented certificate chains to the connector's client CA, so it proves the current
+    credentials of a rotation by itself (the new one is pinned)."""
     prov = settings["provisioning"]
     shown = identity if isinstance(identity, str) else repr(identity)
     if not prov["enabled"]:
         return _refuse(shown, "provision_disabled", "provisioning is disabled")
     try:
-        validate_identity(identity, settings["identity_format"])
+        identity = validate_identity(identity, settings["identity_format"])
     except ServiceError as exc:
         return _refuse(shown, "invalid_identity", exc.message)
     record = identities.load(txn, cid, identity)
@@ -151,7 +164,8 @@ def provision(txn: WriteTxn, cid: str, hash_key: str, settings: Mapping[str, Any
     if not first and not record["reprovision"]:
         if presented.empty:
             return _refuse(identity, "already_provisioned", "identity is already provisioned")
-        if not credential_matches(record, presented, hash_key, verifier):
+        if not credential_matches(record, presented, hash_key, verifier,
+                                  certificate_verified):
             return _refuse(identity, "not_authenticated",
                            "re-provisioning needs the current credentials")
         rotated = True
@@ -193,7 +207,8 @@ def provision(txn: WriteTxn, cid: str, hash_key: str, settings: Mapping[str, Any
 def authenticate(txn: ReadTxn, cid: str, hash_key: str, *, now_us: int,
                  verifier: PasswordVerifier, token: str | None = None,
                  identity: str | None = None, password: str | None = None,
-                 certificate: str | bytes | None = None) -> AuthResult:
+                 certificate: str | bytes | None = None,
+                 certificate_verified: bool = False) -> AuthResult:
     """Who is connecting, or why not. Token alone, or identity with password/certificate."""
     if identity is None:
         if not token:
@@ -216,7 +231,7 @@ def authenticate(txn: ReadTxn, cid: str, hash_key: str, *, now_us: int,
         reason = "expired" if expire is not None and now_us > expire else "bad_credentials"
         return AuthResult(identity, reason, record)
     presented = Presented(token=token, password=password, certificate=certificate)
-    if not credential_matches(record, presented, hash_key, verifier):
+    if not credential_matches(record, presented, hash_key, verifier, certificate_verified):
         return AuthResult(identity, "bad_credentials", record)
     return AuthResult(identity, None, record)
 

@@ -45,12 +45,12 @@ import inspect
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from broker.gateway import arguments, credentials, events, identities, tables, tags
+from broker.gateway import arguments, certificates, credentials, events, identities, tables, tags
 from broker.gateway import content as content_mod
 from broker.gateway import settings as settings_mod
 from broker.gateway import state as state_mod
@@ -135,6 +135,9 @@ class Device2Service:
         # Connector records by id; every change goes through this object, which updates it.
         self._connectors: dict[str, dict[str, Any]] = {}
         self._sweep: dict[str, bytes] = {}  # connector id -> key the expiry sweep resumes at
+        # Parsed client CAs (pki.client_ca) by connector id; an entry is used only while its
+        # PEM is the connector's, and replaced when the setting changes.
+        self._client_cas: dict[str, certificates.ClientCA] = {}
         self._default: str | None = None
         self.operations: dict[str, Callable[..., Any]] = {
             "getGatewaySettings": self.getGatewaySettings,
@@ -309,6 +312,7 @@ class Device2Service:
         if self.content is not None:  # after the metadata, as a content delete does
             self.content.remove_connector(cid)
         self._connectors.clear()
+        self._client_cas.pop(cid, None)
         self._default = None
         self.logs.drop(cid)
 
@@ -952,23 +956,48 @@ class Device2Service:
         c = self._connector(connector_id)
         return c["id"], c["settings"]["resources"]
 
-    def provision(self, *, identity: str, ip: str | None = None, protocol: str | None = None,
+    def provision(self, *, identity: str | None, ip: str | None = None,
+                  protocol: str | None = None,
                   connection_id: str | None = None, presented: Presented = NOTHING,
                   password: str | None = None, certificate: str | bytes | None = None,
-                  connector_id: str | None = None,
+                  chain: Sequence[bytes] = (), connector_id: str | None = None,
                   password_hash: str | None = None) -> ProvisionOutcome:
         """A device's provision request (§3.2); logs it and emits ``provisioned``.
-        ``password_hash`` is ``password`` hashed by ``hash_new_password`` beforehand."""
+        ``password_hash`` is ``password`` hashed by ``hash_new_password`` beforehand.
+        Certificate mode: ``certificate`` is the client's TLS certificate, whose CN must be
+        ``identity`` (None: the CN is the identity) and which must chain to the connector's
+        client CA if it has one (``chain``: the certificates the client sent, leaf first);
+        refused before the §3.2 decision otherwise (``broker.gateway.certificates``
+        reasons). In other modes ``certificate`` is ignored."""
         c = self._connector(connector_id)
         now = self.clock()
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        prov = c["settings"]["provisioning"]
+        verified = False
+        if certificate is not None and prov["enabled"] and prov["auth_type"] == "certificate":
+            check = self._check_certificate(c, certificate, chain, now)
+            if check.ok and identity is not None and check.identity != identity:
+                check = certificates.CertificateCheck(
+                    check.identity, "invalid_identity",
+                    f"the certificate names {check.identity!r}, not {identity!r}")
+            if not check.ok:
+                shown = identity if isinstance(identity, str) else check.identity or ""
+                refused = ProvisionOutcome(False, shown, check.reason, check.detail)
+                return self._provisioned(c, now, refused, ctx)
+            identity = check.identity
+            verified = check.verified
         with self._identity_write(c["id"], identity) as txn:
             outcome = provision_decide(
                 txn, c["id"], c["hash_key"], c["settings"], identity, ip=ip, now_us=now,
                 presented=presented, password=password, certificate=certificate,
                 verifier=self.verifier, password_cost=self.password_cost,
-                password_hash=password_hash)
+                password_hash=password_hash, certificate_verified=verified)
+        return self._provisioned(c, now, outcome, ctx)
+
+    def _provisioned(self, c: Mapping[str, Any], now: int, outcome: ProvisionOutcome,
+                     ctx: Mapping[str, Any]) -> ProvisionOutcome:
+        """The log entry, metric and event of a provision request's outcome."""
         logs = self.logs[c["id"]]
-        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
         result = "accepted" if outcome.accepted else outcome.debug_reason or "refused"
         self.provision_results[(c["id"], result)] += 1
         shown = outcome.identity
@@ -985,10 +1014,81 @@ class Device2Service:
                 self._emit(c, events.expired(shown, timestamp=now, **ctx))
         return outcome
 
+    def _client_ca(self, c: Mapping[str, Any]) -> certificates.ClientCA | None:
+        """The connector's parsed client CA (None: pinning mode), parsed once per PEM."""
+        pem = certificates.client_ca_pem(c["settings"])
+        if pem is None:
+            return None
+        ca = self._client_cas.get(c["id"])
+        if ca is None or ca.pem != pem:
+            ca = self._client_cas[c["id"]] = certificates.ClientCA(pem)
+        return ca
+
+    def _check_certificate(self, c: Mapping[str, Any], certificate: str | bytes,
+                           chain: Sequence[bytes], now: int) -> certificates.CertificateCheck:
+        try:
+            ca = self._client_ca(c)
+        except ServiceError as exc:  # stored before settings checked that it parses
+            return certificates.CertificateCheck(None, "bad_credentials",
+                                                 f"the connector's client CA: {exc.message}")
+        return certificates.check(certificate, chain, ca, now)
+
+    def certificate_login(self, *, certificate: bytes, chain: Sequence[bytes] = (),
+                          ip: str | None = None, protocol: str | None = None,
+                          connection_id: str | None = None,
+                          connector_id: str | None = None) -> AuthResult:
+        """A device that presents only a TLS client certificate, on a connector in certificate
+        mode (§2.4): its identity is the certificate's CN. A provisioned identity is
+        authenticated (pinned fingerprint, or a chain to the client CA); an unknown or
+        whitelisted one, or one whose re-provisioning is pending, is provisioned first through
+        the §3.2 decision (the certificate pinned; ``AuthResult.provisioned``), since
+        certificate devices never activate (§3.3, §3.4). Refusals go to the debug log."""
+        c = self._connector(connector_id)
+        now = self.clock()
+        ctx = {"ip": ip, "protocol": protocol, "connection_id": connection_id}
+        logs = self.logs[c["id"]]
+        if c["settings"]["provisioning"]["auth_type"] != "certificate":
+            logs.debug(now, "bad_credentials", detail="the connector is not in certificate mode",
+                       **ctx)
+            return AuthResult(None, "bad_credentials")
+        check = self._check_certificate(c, certificate, chain, now)
+        if not check.ok or check.identity is None:
+            logs.debug(now, check.reason or "bad_credentials", identity=check.identity,
+                       detail=check.detail, **ctx)
+            return AuthResult(check.identity, check.reason or "bad_credentials")
+        identity = check.identity
+        with self.auth_store.read() as txn:
+            record = identities.load(txn, c["id"], identity)
+            if record is not None and (record["locked"] or identities.has_credentials(record)):
+                result = auth_decide(txn, c["id"], c["hash_key"], now_us=now,
+                                     verifier=self.verifier, identity=identity,
+                                     certificate=certificate,
+                                     certificate_verified=check.verified)
+                if not result.ok:
+                    reason = result.reason if result.reason != "reprovision" \
+                        else "not_authenticated"
+                    logs.debug(now, reason or "", identity=identity, detail=result.reason,
+                               **ctx)
+                return result
+        with self._identity_write(c["id"], identity) as txn:
+            outcome = provision_decide(
+                txn, c["id"], c["hash_key"], c["settings"], identity, ip=ip, now_us=now,
+                presented=Presented(certificate=certificate), certificate=certificate,
+                verifier=self.verifier, certificate_verified=check.verified)
+        self._provisioned(c, now, outcome, ctx)
+        if not outcome.accepted:
+            return AuthResult(identity, outcome.debug_reason, outcome.record)
+        return AuthResult(identity, None, outcome.record, provisioned=True)
+
     def registers_passwords(self, connector_id: str | None = None) -> bool:
         """Does provisioning on this connector register a password (scrypt, ~60 ms)?"""
         return bool(self._connector(connector_id)["settings"]["provisioning"]["auth_type"]
                     == "password")
+
+    def uses_certificates(self, connector_id: str | None = None) -> bool:
+        """Is this connector in certificate mode (a client certificate alone logs in)?"""
+        return bool(self._connector(connector_id)["settings"]["provisioning"]["auth_type"]
+                    == "certificate")
 
     def hash_new_password(self, password: str) -> str | None:
         """``password`` hashed for ``provision(password_hash=…)``; None if it is not a valid

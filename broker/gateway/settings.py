@@ -21,6 +21,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
+from broker.gateway.certificates import ClientCA
 from broker.gateway.errors import ServiceError
 from broker.gateway.events import EVENT_TYPES
 from broker.gateway.identity_format import CASINGS, canonical_type, check_identity_rules
@@ -196,6 +197,8 @@ def validate_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         ca = pki.get("client_ca")
         if ca is not None and not (isinstance(ca, str) and "BEGIN CERTIFICATE" in ca):
             raise _bad("pki.client_ca must be a PEM certificate")
+        if ca is not None:
+            ClientCA(ca)  # 400 unless every certificate in it parses (certificate mode uses it)
         pki = copy.deepcopy(dict(pki))
     out["pki"] = pki
 

@@ -3,6 +3,10 @@
 The protocol is the connection's ``Link``. Back-pressure: the transport's write buffer above
 ``mqtt.write_high_water`` pauses the connection (QoS 0 to it is dropped and counted, QoS 1/2
 waits in its session); the broker itself never waits for a slow client.
+
+Over TLS (broker/transport/tls.py) the transport is a ``TlsTransport``: the connection gets
+``attrs["tls"]`` (a ``TlsInfo``) and protocol name ``mqtts`` before any packet, and its CONNECT
+deadline counts from the TCP open, the handshake included.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.core.broker import Connection
+from broker.transport.tls import OPENED_AT, TLS_INFO, TlsError, TlsInfo
 
 if TYPE_CHECKING:
     from broker.core.broker import Broker
@@ -47,7 +52,14 @@ class MqttProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         high = self._broker.config.mqtt.write_high_water
         transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
-        conn = Connection(self._broker, self, (peer[0], peer[1]), self._time())
+        tls = transport.get_extra_info(TLS_INFO)
+        if tls is None:
+            conn = Connection(self._broker, self, (peer[0], peer[1]), self._time())
+        else:
+            opened = transport.get_extra_info(OPENED_AT)
+            conn = Connection(self._broker, self, (peer[0], peer[1]),
+                              self._time() if opened is None else opened, "mqtts")
+            conn.attrs["tls"] = tls
         self.conn = conn
         if self._broker.connection_opened(conn):
             self._wheel.watch(conn)
@@ -61,7 +73,10 @@ class MqttProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         conn = self.conn
         if conn is not None:
-            conn.connection_lost()
+            if isinstance(exc, TlsError):
+                conn.close("tls_error", str(exc))  # a bad record or alert, not a plain hang-up
+            else:
+                conn.connection_lost()
             # Break the protocol <-> connection <-> transport cycles now, so a closed
             # connection is freed by reference counting instead of waiting for the cyclic GC.
             conn.link = _CLOSED_LINK
@@ -85,3 +100,15 @@ class MqttProtocol(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def report_tls_failure(broker: Broker, peer: tuple[str, int], info: TlsInfo | None,
+                       reason: str, detail: str, now: float) -> None:
+    """A TLS connection that failed before MQTT began (``tls_error``, ``idle_timeout`` without
+    a handshake, ``ssl_closed`` mid-handshake): counted and logged as a connection closed with
+    that reason, so the hooks' debug log gets it with the client's address (§8.2)."""
+    conn = Connection(broker, _CLOSED_LINK, peer, now, "mqtts")
+    if info is not None:
+        conn.attrs["tls"] = info  # the SNI, if the client got that far: names the connector
+    if broker.connection_opened(conn):
+        conn.close(reason, detail)

@@ -5,6 +5,10 @@ and every configured listener; ``Server.stop`` closes listeners, then connection
 ``server_shutdown``), then drains the group committer and closes the store. ``run`` wires
 SIGTERM/SIGINT to a graceful stop.
 
+The MQTT TLS listener (``listeners.mqtt_tls``, devmode or not) speaks MQTT, or another protocol
+by ALPN: ``alpn_protocols`` maps ALPN ids to protocol factories, ``mqtt`` first (also for
+clients without ALPN); the HTTP sidecar adds ``http/1.1`` (the core imports no HTTP code).
+
 Where the group committer commits (measured, docs/operations.md): with ``storage.sync = always``
 a writer thread commits, so the loop keeps reading while a commit waits for its fsync (about
 1.8x the durable QoS 1 throughput of committing on the loop); with ``batch``/``none`` a commit
@@ -23,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from OpenSSL import SSL
+
 from broker.config import Config, parse_address
 from broker.core.broker import Broker
 from broker.core.sys_topics import publish_sys
@@ -33,7 +39,14 @@ from broker.storage.commit import GroupCommitter
 from broker.storage.lmdb_store import LmdbStore
 from broker.storage.memory_store import MemoryStore
 from broker.transport.keepalive import DeadlineWheel
-from broker.transport.protocol import MqttProtocol
+from broker.transport.protocol import MqttProtocol, report_tls_failure
+from broker.transport.tls import (
+    ProtocolFactory,
+    TlsInfo,
+    TlsListener,
+    certificate_files,
+    make_context,
+)
 
 log = logging.getLogger("fleetgate")
 
@@ -60,6 +73,11 @@ class Server:
         self.addresses: dict[str, tuple[str, int]] = {}
         # Set by the HTTP sidecar (admin/site.py): the device HTTP application, for /metrics.
         self.device_app: Any = None
+        # The MQTT TLS port's protocols by ALPN id; the sidecar adds "http/1.1".
+        self.alpn_protocols: dict[str, ProtocolFactory] = {}
+        # The server certificate and key files, once a TLS listener needed them.
+        self.tls_files: tuple[Path, Path] | None = None
+        self.tls_listeners: dict[str, TlsListener] = {}
         self._wheel: DeadlineWheel | None = None
         self._sys_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.TimerHandle | None = None
@@ -70,6 +88,11 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         Path(self.config.server.data).mkdir(parents=True, exist_ok=True)
+        listeners, tls = self.config.listeners, self.config.tls
+        context = None
+        if listeners.mqtt_tls or listeners.https:
+            # A certificate that cannot be used stops the start before anything opens.
+            context = make_context(*self.certificate(), tls.min_version, tls.ciphers)
         storage = self.config.storage
         if self.store is None:
             if storage.backend == "memory":
@@ -97,6 +120,8 @@ class Server:
         server = self.config.server
         if (server.devmode or server.plain_mqtt) and self.config.listeners.mqtt:
             await self._listen("mqtt", self.config.listeners.mqtt)
+        if listeners.mqtt_tls and context is not None:
+            await self._listen_tls("mqtt_tls", listeners.mqtt_tls, context)
         if self.config.mqtt.sys_interval > 0:
             self._publish_sys()
 
@@ -120,6 +145,38 @@ class Server:
         self.addresses[name] = (sockname[0], sockname[1])
         log.info("%s listening on %s:%d", name, sockname[0], sockname[1])
 
+    def certificate(self) -> tuple[Path, Path]:
+        """The server certificate and key files (``tls.cert``/``tls.key``, or the self-signed
+        pair in ``<data>/tls``, made on first use)."""
+        if self.tls_files is None:
+            tls, server = self.config.tls, self.config.server
+            self.tls_files = certificate_files(tls.cert, tls.key, server.data, server.domain)
+        return self.tls_files
+
+    async def _listen_tls(self, name: str, address: str, context: SSL.Context) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = parse_address(address, f"listeners.{name}")
+        broker, wheel, clock = self.broker, self._wheel, loop.time
+        assert broker is not None and wheel is not None
+        tls = self.config.tls
+        self.alpn_protocols["mqtt"] = lambda: MqttProtocol(broker, wheel, clock)
+
+        def failed(peer: tuple[str, int], info: TlsInfo | None, reason: str,
+                   detail: str) -> None:
+            report_tls_failure(broker, peer, info, reason, detail, clock())
+
+        # The CONNECT deadline counts from the TCP open: a handshake cannot take longer.
+        timeout = min(tls.handshake_timeout, self.config.mqtt.connect_timeout)
+        listener = TlsListener(context, self.alpn_protocols, timeout, failed)
+        server = await loop.create_server(listener, host, port, backlog=4096,
+                                          reuse_address=True)
+        self.listeners.append(server)
+        self.tls_listeners[name] = listener
+        sockname = server.sockets[0].getsockname()
+        self.addresses[name] = (sockname[0], sockname[1])
+        log.info("%s listening on %s:%d (TLS, ALPN %s)", name, sockname[0], sockname[1],
+                 "/".join(self.alpn_protocols))
+
     def _sync_every_second(self) -> None:
         loop = asyncio.get_running_loop()
         assert self.store is not None
@@ -136,6 +193,8 @@ class Server:
     async def stop(self) -> None:
         for server in self.listeners:
             server.close()
+        for listener in self.tls_listeners.values():
+            listener.close_handshaking()
         if self._sys_handle is not None:
             self._sys_handle.cancel()
         if self._sync_handle is not None:

@@ -167,7 +167,8 @@ def test_serve_writes_token_and_answers_health(tmp_path: Path) -> None:
     mqtt_port, admin_port = _free_port(), _free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", "--mqtt", f"127.0.0.1:{mqtt_port}",
+        [sys.executable, "-m", "broker", "serve", "--mqtt-tls", "", "--https", "",
+         "--mqtt", f"127.0.0.1:{mqtt_port}",
          "--admin", f"127.0.0.1:{admin_port}", "--data", str(data)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from admin.cli import bulk
+from admin.cli.config import admin_url
 from admin.cli.progress import Progress
 from admin.site import start_site
 from broker.cli import main
@@ -643,11 +644,12 @@ def test_serve_then_commands_found_from_its_config(tmp_path: Path) -> None:
     data = tmp_path / "state"
     config = tmp_path / "fleetgate.toml"
     config.write_text(f'[server]\ndata = "{data}"\n\n[listeners]\n'
-                      f'admin = "0.0.0.0:{admin_port}"\nmqtt = "127.0.0.1:{mqtt_port}"\n',
+                      f'admin = "127.0.0.1:{admin_port}"\nmqtt = "127.0.0.1:{mqtt_port}"\n',
                       encoding="utf-8")
     server = subprocess.Popen(
         [sys.executable, "-m", "broker", "serve", "--config", str(config), "--mqtt",
-         f"127.0.0.1:{mqtt_port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         f"127.0.0.1:{mqtt_port}", "--mqtt-tls", "", "--https", ""], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     env = {"FLEETGATE_URL": "", "FLEETGATE_TOKEN": ""}
     try:
@@ -679,3 +681,11 @@ def test_serve_then_commands_found_from_its_config(tmp_path: Path) -> None:
             if server.poll() is None:
                 server.kill()
                 server.wait()
+
+
+@pytest.mark.parametrize(("address", "url"), [
+    ("0.0.0.0:8081", "http://127.0.0.1:8081"), (":8081", "http://127.0.0.1:8081"),
+    ("[::]:9000", "http://[::1]:9000"), ("127.0.0.2:1", "http://127.0.0.2:1"),
+    ("[::1]:8081", "http://[::1]:8081")])
+def test_a_wildcard_admin_bind_is_reached_on_loopback(address: str, url: str) -> None:
+    assert admin_url(address) == url

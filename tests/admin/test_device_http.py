@@ -479,7 +479,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20
 
 def _serve(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", "--data", str(tmp_path / "data"), *args],
+        [sys.executable, "-m", "broker", "serve", "--data", str(tmp_path / "data"),
+         "--mqtt-tls", "", "--https", "", *args],  # TLS off: its defaults are public
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 

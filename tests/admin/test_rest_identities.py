@@ -347,6 +347,17 @@ def test_multipart_refusals(admin_api: AdminApi, fields: list[tuple[str, bytes]]
     assert count(admin_api) == 0
 
 
+def test_a_malformed_multipart_header_is_a_bad_request(admin_api: AdminApi) -> None:
+    """A part header aiohttp cannot parse (a control character in it) is the client's fault:
+    400 with the JSON error, not a 500 (found by the schemathesis run)."""
+    body = (b'--b\r\nContent-Disposition: form-data; name="x\x12y"\r\n\r\n1\r\n'
+            b"--b--\r\n")
+    answer = admin_api.request("POST", admin_api.url("/identities"), raw=body,
+                               content_type="multipart/form-data; boundary=b")
+    assert (answer.status, answer.body["code"]) == (400, "bad_request")
+    assert "malformed request body" in answer.body["message"]
+
+
 # -- MuranoCLI aliases ----------------------------------------------------------------------
 
 def test_murano_identity_aliases(admin_api: AdminApi) -> None:

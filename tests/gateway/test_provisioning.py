@@ -8,6 +8,7 @@ import pytest
 
 from broker.gateway.provisioning import Presented
 from broker.gateway.service import Device2Service
+from tests.certs import issue, utc
 from tests.gateway.conftest import Clock, Recorder
 
 PEM = ("-----BEGIN CERTIFICATE-----\n"
@@ -129,11 +130,13 @@ def test_password_mode(service: Device2Service) -> None:
     assert service.authenticate(identity="d", password="n" * 20).ok
 
 
-def test_certificate_mode(service: Device2Service) -> None:
+def test_certificate_mode(service: Device2Service, clock: Clock) -> None:
     configure(service, auth_type="certificate")
+    cert = issue("d", at=utc(clock.now)).pem  # certificate mode: the identity is the CN
     assert service.provision(identity="d").reason == "bad_credentials"
-    assert service.provision(identity="d", certificate=PEM).accepted
-    assert service.authenticate(identity="d", certificate=PEM).ok
+    assert service.provision(identity="d", certificate=PEM).reason == "bad_credentials"
+    assert service.provision(identity="d", certificate=cert).accepted
+    assert service.authenticate(identity="d", certificate=cert).ok
     assert service.authenticate(identity="d",
                                 certificate=b"\x30\x01\x00").reason == "bad_credentials"
     assert service.authenticate(identity="d").reason == "bad_credentials"

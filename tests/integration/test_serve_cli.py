@@ -40,8 +40,11 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 10
 
 
 def run_serve(*args: str) -> subprocess.Popen[str]:
+    """``serve`` with the TLS listeners off (their defaults are public addresses); ``args``
+    may open them again on loopback (a later flag wins)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", *args], cwd=ROOT, text=True,
+        [sys.executable, "-m", "broker", "serve", "--mqtt-tls", "", "--https", "", *args],
+        cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 

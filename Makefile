@@ -45,6 +45,7 @@ bench: build
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 		{ apt-get update && apt-get install -y mosquitto && \
 		  { systemctl disable --now mosquitto || true; }; }
+	@test -f /usr/include/openssl/ssl.h || { apt-get update && apt-get install -y libssl-dev; }
 	$(PY) bench/build.py
 	$(PY) -m pip install --quiet pytest-benchmark
 	$(PY) -m bench.load --scenario all --repeat 3

@@ -1,4 +1,7 @@
-"""Compile bench/loadgen.c into bench/.build/loadgen (only when the source is newer)."""
+"""Compile bench/loadgen.c into bench/.build/loadgen (only when the source is newer).
+
+The loadgen links OpenSSL (its ``--tls`` mode): the headers come with Debian's ``libssl-dev``
+(``make bench`` installs it when ``/usr/include/openssl/ssl.h`` is missing)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SOURCE = BENCH_DIR / "loadgen.c"
 BINARY = BENCH_DIR / ".build" / "loadgen"
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
+LIBS = ["-lssl", "-lcrypto"]
 
 
 def build_loadgen(force: bool = False) -> Path:
@@ -17,7 +21,7 @@ def build_loadgen(force: bool = False) -> Path:
     stale = not BINARY.exists() or BINARY.stat().st_mtime < SOURCE.stat().st_mtime
     if force or stale:
         BINARY.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["gcc", *CFLAGS, "-o", str(BINARY), str(SOURCE)], check=True)
+        subprocess.run(["gcc", *CFLAGS, "-o", str(BINARY), str(SOURCE), *LIBS], check=True)
     return BINARY
 
 

@@ -1,12 +1,15 @@
 """Scenario driver: run the C load generator against Fleetgate and Mosquitto.
 
 Usage: python -m bench.load [--scenario fleet|burst0|burst1|fanout|connect|idle|devices|
-                             devices_burst|all]
+                             devices_burst|fleet_tls|connect_tls|idle_tls|all]
                             [--repeat 3] [--broker fleetgate|mosquitto|both] [--quick]
 
 Each measurement starts a fresh broker on a free 127.0.0.1 port pinned to CPU 0 and the
 load generator pinned to CPU 1, so the two never compete for a core.  Broker CPU time is
 read from /proc at the loadgen's START/STOP events, RSS before and after connecting.
+
+The ``*_tls`` scenarios run over TLS: Fleetgate's ``listeners.mqtt_tls`` and a Mosquitto TLS
+listener, both serving one self-signed ECDSA P-256 certificate made once per run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -54,6 +58,14 @@ max_queued_messages 1000000
 log_dest none
 """
 
+# A second listener for the TLS scenarios (Mosquitto's defaults otherwise: TLS 1.2 and 1.3,
+# no client certificate requested, tickets on).
+MOSQUITTO_TLS_CONF = """\
+listener {port} 127.0.0.1
+certfile {cert}
+keyfile {key}
+"""
+
 # The same queue limit as mosquitto's above, so neither broker drops what the other keeps.
 FLEETGATE_CONF = """\
 [mqtt]
@@ -77,6 +89,7 @@ class Case:
     # Runs in a broker's fresh workdir before it starts (broker name, workdir) and returns the
     # loadgen processes for that broker, replacing ``procs`` (device data dirs, credentials).
     prepare: Callable[[str, Path], list[list[str]]] | None = None
+    tls: bool = False  # over the brokers' TLS listeners (loadgen --tls)
 
 
 def _lg(mode: str, duration: float, **kw: Any) -> list[str]:
@@ -155,15 +168,27 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
     gw = {"topic": "$resource/data_in", "filter": "$data/{cid}/+/data_in"}
     dev_fleet = dict(pubs=fleet_pubs, subs=1, rate=fleet_rate, sub_qos=0, src=_srcs(2, 4))
     dev_burst = dict(pubs=100, subs=1, **device_common)
+    fleet_lg = _lg("fleet", fleet_d, pubs=fleet_pubs, subs=1, rate=fleet_rate, src=_srcs(2, 4))
+    fleet_metrics = PUBSUB_METRICS + ["lat_p90_us", "lat_max_us", "rss_per_conn_b"]
+    connect_lg = _lg("connect", short, concurrency=100, src=_srcs(2, 4))
+    connect_metrics = [
+        "connect_rate",
+        "lat_p50_us",
+        "lat_p99_us",
+        "broker_cpu_frac",
+        "broker_cpu_us_per_conn",
+        "loadgen_cpu_frac",
+    ]
+    idle_lgs = [
+        _lg("idle", idle_hold, conns=idle_per_proc, src=_srcs(2 + 8 * i, 8))
+        for i in range(idle_procs)
+    ]
+    idle_metrics = ["connected", "rss_before_kib", "rss_ready_kib", "rss_per_conn_b", "setup_s"]
+    # Every TLS connection makes a full handshake (no resumption): 10k-19k of them at the
+    # loadgen's 5,000/s, at most 200 in flight, take longer than plain CONNECTs.
+    tls_setup = 180.0
     return {
-        "fleet": [
-            Case(
-                "fleet",
-                [_lg("fleet", fleet_d, pubs=fleet_pubs, subs=1, rate=fleet_rate, src=_srcs(2, 4))],
-                fleet_d,
-                PUBSUB_METRICS + ["lat_p90_us", "lat_max_us", "rss_per_conn_b"],
-            )
-        ],
+        "fleet": [Case("fleet", [fleet_lg], fleet_d, fleet_metrics)],
         "burst0": [
             Case("burst0", [_lg("burst", short, pubs=100, subs=1, qos=0)], short, PUBSUB_METRICS)
         ],
@@ -186,32 +211,8 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
                 PUBSUB_METRICS,
             ),
         ],
-        "connect": [
-            Case(
-                "connect",
-                [_lg("connect", short, concurrency=100, src=_srcs(2, 4))],
-                short,
-                [
-                    "connect_rate",
-                    "lat_p50_us",
-                    "lat_p99_us",
-                    "broker_cpu_frac",
-                    "broker_cpu_us_per_conn",
-                    "loadgen_cpu_frac",
-                ],
-            )
-        ],
-        "idle": [
-            Case(
-                "idle",
-                [
-                    _lg("idle", idle_hold, conns=idle_per_proc, src=_srcs(2 + 8 * i, 8))
-                    for i in range(idle_procs)
-                ],
-                idle_hold,
-                ["connected", "rss_before_kib", "rss_ready_kib", "rss_per_conn_b", "setup_s"],
-            )
-        ],
+        "connect": [Case("connect", [connect_lg], short, connect_metrics)],
+        "idle": [Case("idle", idle_lgs, idle_hold, idle_metrics)],
         "devices": [
             Case(
                 "devices",
@@ -240,6 +241,20 @@ def build_cases(quick: bool) -> dict[str, list[Case]]:
                     100,
                 ),
             )
+        ],
+        "fleet_tls": [
+            Case(
+                "fleet_tls",
+                [fleet_lg],
+                fleet_d,
+                fleet_metrics + ["setup_s"],
+                setup_timeout=tls_setup,
+                tls=True,
+            )
+        ],
+        "connect_tls": [Case("connect_tls", [connect_lg], short, connect_metrics, tls=True)],
+        "idle_tls": [
+            Case("idle_tls", idle_lgs, idle_hold, idle_metrics, setup_timeout=tls_setup, tls=True)
         ],
     }
 
@@ -312,6 +327,39 @@ def _port_open(port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """The server certificate and key both brokers serve in the TLS scenarios."""
+
+    directory: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files() -> TlsFiles:
+    """One self-signed ECDSA P-256 certificate for the run (Fleetgate's own generator: names
+    localhost and 127.0.0.1). Running as root, Mosquitto drops to its ``mosquitto`` user before
+    it loads the key, so that user gets the files."""
+    from broker.transport.tls import make_self_signed
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-tls-"))
+    cert_pem, key_pem = make_self_signed("localhost")
+    files = TlsFiles(directory, directory / "server.crt", directory / "server.key")
+    files.cert.write_bytes(cert_pem)
+    files.key.write_bytes(key_pem)
+    files.key.chmod(0o600)
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("mosquitto")
+        except KeyError:
+            pass  # no such user: Mosquitto keeps running as root
+        else:
+            directory.chmod(0o755)
+            for path in (files.cert, files.key):
+                os.chown(path, user.pw_uid, user.pw_gid)
+    return files
+
+
 @dataclass
 class Broker:
     name: str
@@ -320,6 +368,12 @@ class Broker:
     workdir: Path
     log_path: Path
     procs: list[list[str]] | None = None  # loadgen processes made by Case.prepare
+    tls_port: int | None = None  # the TLS listener, in the TLS scenarios
+
+    @property
+    def load_port(self) -> int:
+        """Where the loadgen connects: the TLS listener if there is one."""
+        return self.tls_port or self.port
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -328,17 +382,28 @@ class Broker:
             return ""
 
 
-def broker_command(name: str, port: int, workdir: Path) -> list[str]:
+def broker_command(
+    name: str, port: int, workdir: Path, tls: TlsFiles | None = None, tls_port: int = 0
+) -> list[str]:
+    """The broker's command line (and its config file in ``workdir``); with ``tls``, a TLS
+    listener on ``tls_port`` besides the plain one."""
     if name == "mosquitto":
         conf = workdir / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=port))
+        text = MOSQUITTO_CONF.format(port=port)
+        if tls is not None:
+            text += MOSQUITTO_TLS_CONF.format(port=tls_port, cert=tls.cert, key=tls.key)
+        conf.write_text(text)
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         return [exe, "-c", str(conf)]
     data = workdir / "data"
     data.mkdir(exist_ok=True)  # Case.prepare may have filled it
     conf = workdir / "fleetgate.toml"
     sync = name.partition("-")[2]  # fleetgate-always -> always
-    conf.write_text(FLEETGATE_CONF + (f'\n[storage]\nsync = "{sync}"\n' if sync else ""))
+    text = FLEETGATE_CONF + (f'\n[storage]\nsync = "{sync}"\n' if sync else "")
+    if tls is not None:  # JSON strings are TOML basic strings
+        text += f"\n[tls]\ncert = {json.dumps(str(tls.cert))}\nkey = {json.dumps(str(tls.key))}\n"
+    conf.write_text(text)
+    mqtt_tls = f"127.0.0.1:{tls_port}" if tls is not None else ""
     return [
         sys.executable,
         "-m",
@@ -350,8 +415,8 @@ def broker_command(name: str, port: int, workdir: Path) -> list[str]:
         "warning",
         "--mqtt",
         f"127.0.0.1:{port}",
-        "--mqtt-tls",  # off: the TLS listeners' defaults are public addresses
-        "",
+        "--mqtt-tls",  # off unless TLS: the TLS listeners' defaults are public addresses
+        mqtt_tls,
         "--https",
         "",
         "--allow-anonymous",
@@ -361,11 +426,15 @@ def broker_command(name: str, port: int, workdir: Path) -> list[str]:
 
 
 def start_broker(
-    name: str, prepare: Callable[[str, Path], list[list[str]]] | None = None
+    name: str,
+    prepare: Callable[[str, Path], list[list[str]]] | None = None,
+    tls: TlsFiles | None = None,
 ) -> Broker:
-    """Start a broker pinned to BROKER_CPU and wait until its port accepts connections;
-    ``prepare(name, workdir)`` runs first and gives the loadgen processes (``Broker.procs``)."""
+    """Start a broker pinned to BROKER_CPU and wait until its ports accept connections;
+    ``prepare(name, workdir)`` runs first and gives the loadgen processes (``Broker.procs``);
+    ``tls`` adds a TLS listener serving that certificate."""
     port = free_port()
+    tls_port = free_port() if tls is not None else None
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
         procs = prepare(name, workdir) if prepare else None
@@ -373,7 +442,7 @@ def start_broker(
         shutil.rmtree(workdir, ignore_errors=True)
         raise BrokerStartError(f"{name}: preparation failed: {exc!r}") from exc
     log_path = workdir / "broker.log"
-    cmd = ["taskset", "-c", BROKER_CPU, *broker_command(name, port, workdir)]
+    cmd = ["taskset", "-c", BROKER_CPU, *broker_command(name, port, workdir, tls, tls_port or 0)]
     with open(log_path, "wb") as log:  # a file, not a pipe: a chatty broker never blocks
         proc = subprocess.Popen(
             cmd,
@@ -383,21 +452,21 @@ def start_broker(
             stdin=subprocess.DEVNULL,
             preexec_fn=_raise_nofile,
         )
-    broker = Broker(name, proc, port, workdir, log_path, procs)
+    broker = Broker(name, proc, port, workdir, log_path, procs, tls_port)
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            tail = broker.log_tail()  # before stop_broker removes the workdir
             stop_broker(broker)
-            raise BrokerStartError(
-                f"{name} exited with code {proc.returncode}:\n{broker.log_tail()}"
-            )
-        if _port_open(port):
+            raise BrokerStartError(f"{name} exited with code {proc.returncode}:\n{tail}")
+        if _port_open(port) and (tls_port is None or _port_open(tls_port)):
             return broker
         time.sleep(0.05)
+    tail = broker.log_tail()
     stop_broker(broker)
     raise BrokerStartError(
-        f"{name} did not accept connections on port {port} within "
-        f"{START_DEADLINE_S:.0f}s:\n{broker.log_tail()}"
+        f"{name} did not accept connections on port {broker.load_port} within "
+        f"{START_DEADLINE_S:.0f}s:\n{tail}"
     )
 
 
@@ -468,9 +537,10 @@ def run_loadgen(case: Case, broker: Broker, loadgen: Path) -> dict[str, Any]:
             "--host",
             "127.0.0.1",
             "--port",
-            str(broker.port),
+            str(broker.load_port),
             "--setup-timeout",
             str(case.setup_timeout),
+            *(["--tls"] if case.tls else []),
             *args,
         ]
         p = subprocess.Popen(
@@ -549,8 +619,16 @@ def compute_metrics(raw: dict[str, Any]) -> dict[str, Any]:
         "received_win",
         "cycles_win",
         "window_cpu_s",
+        "tls_handshakes",
+        "tls_failed",
+        "tls_resumed",
     ):
         m[key] = _sum(outs, key)
+    if outs[0].get("tls"):  # what the first handshake agreed, e.g. "TLSv1.3 ... X25519 alpn=mqtt"
+        o = outs[0]
+        m["tls_params"] = (
+            f"{o['tls_version']} {o['tls_cipher']} {o['tls_group']} alpn={o['tls_alpn'] or '-'}"
+        )
     lat = outs[0]["latency_us"]
     ack = outs[0].get("ack_latency_us") or {}  # QoS 1 publish -> PUBACK
     for pct in ("p50", "p90", "p99", "max"):
@@ -586,6 +664,9 @@ def median_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for k in sorted(keys):
         vals = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
         out[k] = statistics.median(vals) if vals else None
+    params = sorted({r["tls_params"] for r in runs if r.get("tls_params")})
+    if params:
+        out["tls_params"] = " | ".join(params)
     return out
 
 
@@ -620,6 +701,9 @@ def print_case(
             fg = summary[n].get(key)
             ratios += f"{fg / mq:.2f}".rjust(11) if fg is not None and mq else f"{'-':>11}"
         print(f"{key:<24}" + "".join(f"{_fmt(v):>18}" for v in vals) + ratios)
+    for name in names:
+        if summary[name].get("tls_params"):
+            print(f"  {name}: {summary[name]['tls_params']}")
     for name, errs in errors.items():
         for err in sorted(set(errs)):
             print(f"  ! {name}: {err}")
@@ -639,7 +723,12 @@ def write_results(payload: dict[str, Any]) -> Path:
 
 
 def run_case(
-    case: Case, broker_names: list[str], repeat: int, loadgen: Path, broken: dict[str, str]
+    case: Case,
+    broker_names: list[str],
+    repeat: int,
+    loadgen: Path,
+    broken: dict[str, str],
+    tls: TlsFiles | None = None,
 ) -> dict[str, Any]:
     """All repeats of one case, alternating which broker goes first."""
     runs: dict[str, list[dict[str, Any]]] = {b: [] for b in broker_names}
@@ -649,7 +738,7 @@ def run_case(
         for name in order:
             if name in broken:
                 continue
-            metrics = _measure_once(case, name, loadgen, broken)
+            metrics = _measure_once(case, name, loadgen, broken, tls if case.tls else None)
             if metrics is None:
                 errors[name].append(broken[name])
                 continue
@@ -667,10 +756,10 @@ def run_case(
 
 
 def _measure_once(
-    case: Case, name: str, loadgen: Path, broken: dict[str, str]
+    case: Case, name: str, loadgen: Path, broken: dict[str, str], tls: TlsFiles | None
 ) -> dict[str, Any] | None:
     try:
-        broker = start_broker(name, case.prepare)
+        broker = start_broker(name, case.prepare, tls)
     except BrokerStartError as exc:
         broken[name] = f"failed to start: {exc}"
         print(f"  ! {name} {broken[name]}", file=sys.stderr, flush=True)
@@ -709,6 +798,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "idle",
             "devices",
             "devices_burst",
+            "fleet_tls",
+            "connect_tls",
+            "idle_tls",
             "all",
         ],
     )
@@ -730,12 +822,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     ran: set[str] = set()
     loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
-    for scenario in names:
-        for case in cases[scenario]:
-            # --broker fleetgate picks every Fleetgate variant the case runs (sync=always, …)
-            brokers = [b for b in case.brokers if args.broker in ("both", b.partition("-")[0])]
-            ran.update(brokers)
-            results[case.name] = run_case(case, brokers, args.repeat, loadgen, broken)
+    need_tls = any(case.tls for scenario in names for case in cases[scenario])
+    tls = make_tls_files() if need_tls else None  # one certificate for the whole run
+    try:
+        for scenario in names:
+            for case in cases[scenario]:
+                # --broker fleetgate picks every Fleetgate variant the case runs (sync=always, …)
+                brokers = [b for b in case.brokers if args.broker in ("both", b.partition("-")[0])]
+                ran.update(brokers)
+                results[case.name] = run_case(case, brokers, args.repeat, loadgen, broken, tls)
+    finally:
+        if tls is not None:
+            shutil.rmtree(tls.directory, ignore_errors=True)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]  # was the machine otherwise idle?
     path = write_results(
         {

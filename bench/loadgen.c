@@ -16,12 +16,17 @@
  * username (the IoT Connector's device token mode); --sub-user/--sub-pass log subscribers in
  * (an application key and secret).  QoS 1 publishers also measure publish -> PUBACK latency.
  *
+ * TLS (--tls): every connection makes a full OpenSSL client handshake (no session resumption,
+ * no certificate verification: the brokers' certificates are self-signed; ALPN "mqtt", SNI
+ * with --sni), non-blocking in the same epoll loop, then every mode runs over SSL_read /
+ * SSL_write.  The plain path pays one well-predicted pointer test per socket call.
+ *
  * Progress events (READY, START, STOP) go to stderr, one per line, flushed, so
  * a driver can sample the broker exactly at the phase boundaries.  The final
  * result is one JSON object on stdout.  Every phase has a deadline, so the run
  * always ends within setup_timeout + duration + grace + a few seconds.
  *
- * Build: gcc -O2 -Wall -Wextra -o bench/.build/loadgen bench/loadgen.c
+ * Build: gcc -O2 -Wall -Wextra -o bench/.build/loadgen bench/loadgen.c -lssl -lcrypto
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,6 +34,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +62,10 @@
 /* ------------------------------------------------------------------ types */
 
 enum role { R_PUB, R_SUB, R_IDLE, R_CYCLE };
-enum state { S_FREE, S_CONNECTING, S_WAIT_CONNACK, S_WAIT_SUBACK, S_READY, S_WAIT_CLOSE, S_DEAD };
+enum state {
+    S_FREE, S_CONNECTING, S_TLS_HANDSHAKE, S_WAIT_CONNACK, S_WAIT_SUBACK, S_READY, S_WAIT_CLOSE,
+    S_DEAD
+};
 enum phase { P_SETUP, P_RUN, P_DRAIN, P_DONE };
 
 typedef struct {
@@ -78,12 +89,15 @@ typedef struct {
     uint32_t tmpl_len, pid_off, ts_off;
     const char *password; /* --password-file line (publishers only) */
     struct ack_slot *acks; /* QoS 1 publishers: send time per packet id in flight */
+    SSL *ssl;              /* --tls: the connection's TLS session, NULL on the plain path */
     buf_t rb, wb;
 } conn_t;
 
 typedef struct {
     const char *mode, *host, *topic, *filter;
     const char *password_file, *sub_user, *sub_pass;
+    const char *sni; /* --sni: server name sent in the TLS ClientHello (none by default) */
+    int tls;
     int ts_hex; /* timestamp as 16 hex digits (a UTF-8 payload) instead of 8 raw bytes */
     int port, nsrc;
     struct sockaddr_in src[MAX_SRC];
@@ -105,6 +119,7 @@ typedef struct {
     uint64_t sent, acked, received, throttled;
     uint64_t sent_win, acked_win, received_win, cycles_win;
     uint64_t connected, connect_failed, disconnected, cycles;
+    uint64_t tls_handshakes, tls_failed, tls_resumed;
 } stats_t;
 
 /* ----------------------------------------------------------------- globals */
@@ -129,6 +144,8 @@ static int64_t LAG_FORGIVEN, LAST_RX_NS;
 static uint8_t *SCRATCH;
 static char ERR[256];
 static struct rusage RU_START, RU_STOP;
+static SSL_CTX *TLS_CTX; /* --tls only */
+static char TLS_VERSION[32], TLS_CIPHER[64], TLS_GROUP[32], TLS_ALPN[32]; /* first handshake */
 
 /* ----------------------------------------------------------------- helpers */
 
@@ -377,26 +394,62 @@ static void set_out(conn_t *c, int on) {
     c->out_on = (uint8_t)on;
 }
 
+/* Close the socket and free its TLS session (SSL_free leaves the fd to us). */
+static void conn_release(conn_t *c) {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
 static void conn_close(conn_t *c, int failed) {
     if (c->fd < 0) return;
-    if (c->state == S_CONNECTING || c->state == S_WAIT_CONNACK || c->state == S_WAIT_SUBACK) {
+    if (c->state == S_CONNECTING || c->state == S_TLS_HANDSHAKE || c->state == S_WAIT_CONNACK ||
+        c->state == S_WAIT_SUBACK) {
         PENDING--;
         if (failed) ST.connect_failed++;
     } else if (failed && c->state == S_READY) {
         ST.disconnected++;
     }
-    close(c->fd);
-    c->fd = -1;
+    conn_release(c);
     c->state = S_DEAD;
     c->out_on = 0;
     c->rb.off = c->rb.len = c->wb.off = c->wb.len = 0;
+}
+
+/* send() or SSL_write(): bytes written, or -1 with errno (EAGAIN: retry on EPOLLOUT).  A TLS
+ * write that hit EAGAIN must be retried with the same bytes: the caller queues the rest of
+ * the packet in wb and retries from there (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
+static ssize_t io_send(conn_t *c, const uint8_t *p, size_t len) {
+    if (!c->ssl) return send(c->fd, p, len, MSG_NOSIGNAL);
+    int n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0) return n;
+    int e = SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+    return -1;
+}
+
+/* recv() or SSL_read(): bytes, 0 at the end of the stream (TLS: close_notify or a bare FIN),
+ * or -1 with errno. */
+static ssize_t io_recv(conn_t *c, uint8_t *p, size_t cap) {
+    if (!c->ssl) return recv(c->fd, p, cap, 0);
+    int n = SSL_read(c->ssl, p, cap > INT32_MAX ? INT32_MAX : (int)cap);
+    if (n > 0) return n;
+    int e = SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+    return -1;
 }
 
 /* Write as much of wb as the socket takes; returns -1 on a fatal error. */
 static int flush_wb(conn_t *c) {
     buf_t *b = &c->wb;
     while (b->off < b->len) {
-        ssize_t n = send(c->fd, b->p + b->off, b->len - b->off, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, b->p + b->off, b->len - b->off);
         if (n > 0) {
             b->off += (size_t)n;
             continue;
@@ -413,7 +466,7 @@ static int flush_wb(conn_t *c) {
 /* Send one packet directly (one write per packet) unless output is queued. */
 static int send_packet(conn_t *c, const uint8_t *p, size_t len) {
     if (c->wb.len == c->wb.off) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, p, len);
         if (n == (ssize_t)len) {
             c->last_tx = now_ns();
             return 0;
@@ -443,6 +496,83 @@ static size_t enc_connect_for(uint8_t *out, const conn_t *c) {
     if (c->role == R_SUB && (O.sub_user || O.sub_pass))
         return enc_connect(out, id, O.keepalive, O.sub_user ? O.sub_user : "", O.sub_pass);
     return enc_connect(out, id, O.keepalive, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------- TLS */
+
+static void tls_init(void) {
+    signal(SIGPIPE, SIG_IGN); /* SSL_write writes with write(), not send(MSG_NOSIGNAL) */
+    TLS_CTX = SSL_CTX_new(TLS_client_method());
+    if (!TLS_CTX) die("SSL_CTX_new failed");
+    SSL_CTX_set_verify(TLS_CTX, SSL_VERIFY_NONE, NULL); /* the brokers' certs are self-signed */
+    /* Partial writes and a moving buffer: a write cut short by EAGAIN is retried from wb.
+     * Read ahead: one read() can take several records (a subscriber gets many). */
+    SSL_CTX_set_mode(TLS_CTX, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(TLS_CTX, 1);
+    SSL_CTX_set_session_cache_mode(TLS_CTX, SSL_SESS_CACHE_OFF); /* every handshake is full */
+    SSL_CTX_set_options(TLS_CTX, SSL_OP_IGNORE_UNEXPECTED_EOF); /* a bare FIN ends a stream */
+    static const unsigned char alpn[] = "\x04mqtt";
+    if (SSL_CTX_set_alpn_protos(TLS_CTX, alpn, sizeof alpn - 1) != 0) die("ALPN setup failed");
+}
+
+/* Count a finished handshake; the first one's parameters go to the JSON output. */
+static void tls_note(SSL *ssl) {
+    ST.tls_handshakes++;
+    if (SSL_session_reused(ssl)) ST.tls_resumed++;
+    if (TLS_VERSION[0]) return;
+    const unsigned char *alpn = NULL;
+    unsigned alen = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    snprintf(TLS_VERSION, sizeof TLS_VERSION, "%s", SSL_get_version(ssl));
+    snprintf(TLS_CIPHER, sizeof TLS_CIPHER, "%s", SSL_get_cipher_name(ssl));
+    int group = SSL_get_negotiated_group(ssl); /* the key exchange (X25519, P-256, ...) */
+    const char *gname = group > 0 ? OBJ_nid2sn(group & ~TLSEXT_nid_unknown) : NULL;
+    snprintf(TLS_GROUP, sizeof TLS_GROUP, "%s", gname ? gname : "");
+    snprintf(TLS_ALPN, sizeof TLS_ALPN, "%.*s", (int)alen, alen ? (const char *)alpn : "");
+}
+
+static void tls_fail(conn_t *c) {
+    char msg[200];
+    unsigned long e = ERR_get_error();
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(msg, sizeof msg, "TLS handshake failed: %s",
+             why ? why : errno ? strerror(errno) : "connection closed");
+    ERR_clear_error();
+    ST.tls_failed++;
+    set_error(msg);
+    conn_close(c, 1);
+}
+
+/* One step of the client handshake; once it is done, CONNECT is the first record sent. */
+static void tls_handshake(conn_t *c) {
+    errno = 0;
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        uint8_t pkt[CONNECT_MAX + 8];
+        tls_note(c->ssl);
+        c->state = S_WAIT_CONNACK;
+        set_out(c, 0);
+        if (send_packet(c, pkt, enc_connect_for(pkt, c)) < 0) conn_close(c, 1);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ: set_out(c, 0); break;
+    case SSL_ERROR_WANT_WRITE: set_out(c, 1); break; /* TCP still connecting, or a full socket */
+    default: tls_fail(c);
+    }
+}
+
+/* TLS: register for both directions and write the ClientHello at once if TCP is up. */
+static void tls_open(conn_t *c) {
+    c->ssl = SSL_new(TLS_CTX);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) die("SSL_new failed");
+    SSL_set_connect_state(c->ssl);
+    if (O.sni && SSL_set_tlsext_host_name(c->ssl, O.sni) != 1) die("bad --sni %s", O.sni);
+    c->state = S_TLS_HANDSHAKE;
+    c->out_on = 1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = (uint64_t)(c - C)};
+    if (epoll_ctl(EP, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl ADD: %s", strerror(errno));
+    tls_handshake(c);
 }
 
 static int conn_open(conn_t *c, long idx) {
@@ -481,6 +611,10 @@ static int conn_open(conn_t *c, long idx) {
         PENDING--;
         ST.connect_failed++;
         return -1;
+    }
+    if (TLS_CTX) {
+        tls_open(c);
+        return 0;
     }
     /* Loopback handshakes usually finish inside connect(): send CONNECT at once and
      * skip the EPOLLOUT round trip.  A socket still in SYN_SENT answers EAGAIN. */
@@ -626,14 +760,22 @@ static void on_readable(conn_t *c) {
     buf_t *b = &c->rb;
     /* few subscribers get big reads; many (fanout) must not cost 256 KiB each */
     size_t want = c->role != R_SUB ? PUB_RBUF : NSUBS_TOTAL <= 8 ? READ_CHUNK : SUB_RBUF;
-    buf_reserve(b, want);
-    ssize_t n = recv(c->fd, b->p + b->len, b->cap - b->len, 0);
-    if (n == 0) { /* orderly close: expected only after our DISCONNECT */
+    size_t got = 0;
+    ssize_t n;
+    for (;;) { /* plain: one recv; TLS: until OpenSSL holds nothing epoll cannot see */
+        buf_reserve(b, want);
+        n = io_recv(c, b->p + b->len, b->cap - b->len);
+        if (n <= 0) break;
+        got += (size_t)n;
+        b->len += (size_t)n;
+        parse_rb(c);
+        if (!c->ssl || c->fd < 0 || !SSL_has_pending(c->ssl)) break;
+    }
+    if (n == 0 && c->fd >= 0) { /* orderly close: expected only after our DISCONNECT */
         if (c->state == S_WAIT_CLOSE) {
             ST.cycles++;
             if (PHASE == P_RUN) ST.cycles_win++;
-            close(c->fd);
-            c->fd = -1;
+            conn_release(c);
             c->state = S_FREE;
             b->off = b->len = c->wb.off = c->wb.len = 0;
         } else {
@@ -641,12 +783,11 @@ static void on_readable(conn_t *c) {
         }
         return;
     }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) conn_close(c, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn_close(c, 1);
         return;
     }
-    b->len += (size_t)n;
-    parse_rb(c);
+    if (!got) return;
     if (c->fd >= 0 && c->role == R_PUB && O.qos && PHASE == P_RUN && O.rate <= 0 &&
         c->inflight < (uint32_t)O.window) {
         pub_fill(c); /* write right away: the data piggybacks the TCP ACK */
@@ -865,6 +1006,10 @@ static void init_conns(void) {
 static void dispatch(struct epoll_event *ev) {
     conn_t *c = &C[ev->data.u64];
     if (c->fd < 0) return;
+    if (c->state == S_TLS_HANDSHAKE) {
+        tls_handshake(c);
+        return;
+    }
     if (c->state == S_CONNECTING) {
         if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c, ev->events);
         return;
@@ -980,10 +1125,9 @@ static void disconnect_all(void) {
     for (long i = 0; i < NCONN; i++) {
         conn_t *c = &C[i];
         if (c->fd < 0) continue;
-        if (c->state == S_READY && c->wb.len == c->wb.off)
-            (void)!send(c->fd, disc, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(c->fd);
-        c->fd = -1;
+        if (c->state == S_READY && c->wb.len == c->wb.off && io_send(c, disc, 2) == 2 && c->ssl)
+            SSL_shutdown(c->ssl); /* close_notify; no wait for the server's */
+        conn_release(c);
     }
 }
 
@@ -1029,6 +1173,11 @@ static void print_json(void) {
            "\"p99\": %.1f, \"max\": %.1f}, ",
            (unsigned long)H_ACK.count, hist_pct_us(&H_ACK, 50), hist_pct_us(&H_ACK, 90),
            hist_pct_us(&H_ACK, 99), (double)H_ACK.max / 1000.0);
+    printf("\"tls\": %d, \"tls_version\": \"%s\", \"tls_cipher\": \"%s\", \"tls_group\": \"%s\", "
+           "\"tls_alpn\": \"%s\", \"tls_handshakes\": %lu, \"tls_failed\": %lu, "
+           "\"tls_resumed\": %lu, ",
+           O.tls, TLS_VERSION, TLS_CIPHER, TLS_GROUP, TLS_ALPN, (unsigned long)ST.tls_handshakes,
+           (unsigned long)ST.tls_failed, (unsigned long)ST.tls_resumed);
     printf("\"setup_s\": %.3f, \"window_s\": %.3f, \"wall_s\": %.3f, \"cpu_s\": %.3f, "
            "\"window_cpu_s\": %.3f, \"window_sys_s\": %.3f}\n",
            (double)(T_READY - T0) / 1e9, win, wall, cpu_s(&ru), cpu_s(&RU_STOP) - cpu_s(&RU_START),
@@ -1061,7 +1210,9 @@ static void usage(void) {
             "  --keepalive K            CONNECT keepalive (PINGREQ every K/2 s)\n"
             "  --password-file F        publisher i sends line i as password, empty username\n"
             "  --sub-user U --sub-pass P  subscriber credentials\n"
-            "  --ts-hex 0|1             timestamp as 16 hex digits (UTF-8 payload)\n");
+            "  --ts-hex 0|1             timestamp as 16 hex digits (UTF-8 payload)\n"
+            "  --tls                    TLS (full handshakes, no certificate check, ALPN mqtt)\n"
+            "  --sni NAME               TLS server name indication (default: none)\n");
     exit(2);
 }
 
@@ -1109,13 +1260,19 @@ static void parse_src(const char *list) {
 }
 
 static void parse_args(int argc, char **argv) {
-    for (int i = 1; i + 1 < argc; i += 2)
+    for (int i = 1; i + 1 < argc; i++) /* "--tls" takes no value: scan every argument */
         if (strcmp(argv[i], "--mode") == 0) O.mode = argv[i + 1];
     if (!O.mode) usage();
     mode_defaults();
-    for (int i = 1; i < argc; i += 2) {
+    for (int i = 1; i < argc;) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--tls")) { /* the only flag without a value */
+            O.tls = 1;
+            i++;
+            continue;
+        }
         if (!v) usage();
+        i += 2;
         if (!strcmp(k, "--mode")) continue;
         else if (!strcmp(k, "--host")) O.host = v;
         else if (!strcmp(k, "--port")) O.port = atoi(v);
@@ -1144,6 +1301,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--sub-user")) O.sub_user = v;
         else if (!strcmp(k, "--sub-pass")) O.sub_pass = v;
         else if (!strcmp(k, "--ts-hex")) O.ts_hex = atoi(v);
+        else if (!strcmp(k, "--sni")) O.sni = v;
         else usage();
     }
     if (O.sub_qos < 0) O.sub_qos = O.qos;
@@ -1158,6 +1316,7 @@ static void parse_args(int argc, char **argv) {
         (O.sub_pass && strlen(O.sub_pass) > MAX_CRED))
         die("credentials: at most %d bytes", MAX_CRED);
     if (O.duration > 3600 || O.grace > 600 || O.setup_timeout > 600) die("limits: 1h run, 10m setup");
+    if (O.sni && !O.tls) die("--sni needs --tls");
 }
 
 static void init_target(void) {
@@ -1183,6 +1342,7 @@ int main(int argc, char **argv) {
     init_conns();
     raise_fd_limit();
     SCRATCH = xmalloc((size_t)O.batch * (size_t)(O.payload + 300));
+    if (O.tls) tls_init();
     EP = epoll_create1(EPOLL_CLOEXEC);
     if (EP < 0) die("epoll_create1: %s", strerror(errno));
     T0 = now_ns();

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.config import ConfigError, load
+from broker.config import Config, ConfigError, ListenerConfig, load
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,6 +38,16 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def keep_on_loopback(config: Config) -> None:
+    """Devmode is a first try on this machine: TLS listeners still at their public default
+    addresses move to loopback, same ports (other addresses are kept)."""
+    defaults = ListenerConfig()
+    for name in ("mqtt_tls", "https"):
+        address = getattr(config.listeners, name)
+        if address and address == getattr(defaults, name):
+            setattr(config.listeners, name, "127.0.0.1:" + address.rpartition(":")[2])
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load(args.config, _serve_overrides(args))
@@ -47,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.server.devmode and not config.mqtt.password_file:
         # A first try on loopback should just work with any MQTT client.
         config.mqtt.allow_anonymous = True
+    if config.server.devmode:
+        keep_on_loopback(config)
     logging.basicConfig(
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

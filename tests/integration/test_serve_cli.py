@@ -100,3 +100,18 @@ def test_unknown_config_key(tmp_path: Path) -> None:
     assert process.returncode == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "mqtt.max_inflite" in lines[0], stderr
+
+
+def test_devmode_keeps_default_tls_listeners_on_loopback() -> None:
+    """--dev is a first try: TLS listeners at their public defaults move to loopback; an
+    address somebody chose is kept, an empty one stays off."""
+    from broker.cli import keep_on_loopback
+    from broker.config import load
+
+    config = load(None, {"server": {"devmode": True}})
+    keep_on_loopback(config)
+    assert (config.listeners.mqtt_tls, config.listeners.https) == (
+        "127.0.0.1:8883", "127.0.0.1:8443")
+    config = load(None, {"listeners": {"mqtt_tls": "127.0.0.2:9883", "https": ""}})
+    keep_on_loopback(config)
+    assert (config.listeners.mqtt_tls, config.listeners.https) == ("127.0.0.2:9883", "")

@@ -5,8 +5,10 @@ asks for, as DER/PEM, and written to files for ``ssl.SSLContext.load_cert_chain`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -100,3 +102,24 @@ def issue(cn: str | None, issuer: Issued | None = None, *, ca: bool = False,
 
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+
+
+class ServiceViews:
+    """What the certificate tests read of a running gateway: its debug log, an identity,
+    and a settings change, on the broker's loop (``call``) for ``cid``."""
+
+    service: Any
+    cid: str
+    call: Callable[[Callable[[], Any]], Any]
+
+    def debug(self, cid: str | None = None) -> list[tuple[str, Any]]:
+        return self.call(lambda: [(e["type"], e["identity"]) for e in self.service.getLogs(
+            type="debug", connector_id=cid or self.cid)])
+
+    def identity(self, identity: str, cid: str | None = None) -> dict[str, Any]:
+        return self.call(lambda: self.service.getIdentity(identity=identity,
+                                                          connector_id=cid or self.cid))
+
+    def settings(self, cid: str | None = None, **patch: Any) -> None:
+        self.call(lambda: self.service.updateGatewaySettings(connector_id=cid or self.cid,
+                                                             **patch))

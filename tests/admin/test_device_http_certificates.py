@@ -19,7 +19,7 @@ import pytest
 
 from admin.site import admin_hook
 from broker.gateway.service import Device2Service
-from tests.certs import DAY, Issued, issue, now
+from tests.certs import DAY, Issued, ServiceViews, issue, now
 from tests.conftest import RunningBroker, make_config, start_gateway
 
 OTHER = "conn2"  # a second connector, selected by SNI
@@ -34,7 +34,7 @@ class Reply:
 
 
 @dataclass
-class Site:
+class Site(ServiceViews):
     running: RunningBroker
     service: Device2Service
     cid: str
@@ -74,18 +74,6 @@ class Site:
         finally:
             conn.close()
             raw.close()
-
-    def debug(self, cid: str | None = None) -> list[tuple[str, Any]]:
-        return self.call(lambda: [(e["type"], e["identity"]) for e in self.service.getLogs(
-            type="debug", connector_id=cid or self.cid)])
-
-    def identity(self, identity: str, cid: str | None = None) -> dict[str, Any]:
-        return self.call(lambda: self.service.getIdentity(identity=identity,
-                                                          connector_id=cid or self.cid))
-
-    def settings(self, cid: str | None = None, **patch: Any) -> None:
-        self.call(lambda: self.service.updateGatewaySettings(connector_id=cid or self.cid,
-                                                             **patch))
 
 
 @pytest.fixture

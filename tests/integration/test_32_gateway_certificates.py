@@ -18,7 +18,7 @@ import pytest
 from broker.gateway.service import Device2Service
 from broker.mqtt.framing import Framer
 from broker.mqtt.packets import Pingreq, Pingresp, Puback, Publish
-from tests.certs import DAY, Issued, issue, now
+from tests.certs import DAY, Issued, ServiceViews, issue, now
 from tests.conftest import RunningBroker, make_config, start_gateway
 from tests.rawclient import Closed, RawClient, provision_mqtt
 
@@ -49,7 +49,7 @@ class TlsClient(RawClient):
 
 
 @dataclass
-class Gateway:
+class Gateway(ServiceViews):
     running: RunningBroker
     service: Device2Service
     cid: str
@@ -77,18 +77,6 @@ class Gateway:
         """A TLS connection; SNI ``<default connector>.m2.localhost`` unless given."""
         return TlsClient(self.tls_address, self.context(cert, *chain),
                          sni or f"{self.cid}.m2.localhost")
-
-    def debug(self, cid: str | None = None) -> list[tuple[str, Any]]:
-        return self.call(lambda: [(e["type"], e["identity"]) for e in self.service.getLogs(
-            type="debug", connector_id=cid or self.cid)])
-
-    def identity(self, identity: str, cid: str | None = None) -> dict[str, Any]:
-        return self.call(lambda: self.service.getIdentity(identity=identity,
-                                                          connector_id=cid or self.cid))
-
-    def settings(self, cid: str | None = None, **patch: Any) -> None:
-        self.call(lambda: self.service.updateGatewaySettings(connector_id=cid or self.cid,
-                                                             **patch))
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from admin.device_http.context import (
     form,
     no_content,
     text,
+    tls_info,
 )
 from admin.device_http.forms import bad_form, parse_body, parse_pairs, query_of
 from admin.device_http.longpoll import if_modified_since, request_timeout
@@ -84,14 +85,16 @@ async def store(request: web.Request, identity: str, entries: Entries) -> None:
     """A device write, answered after its commit (then mirrored to ``$data`` subscribers)."""
     service, cid = request.app[SERVICE], request[CONNECTOR]
     submit = request.app[SUBMIT]
+    # §2.2: a write over plain HTTP came through the devmode endpoint; over TLS it did not.
+    devmode = tls_info(request) is None
     if submit is None:  # no group committer (a bare service): its own transaction
         service.write_values(identity=identity, entries=entries, connector_id=cid,
-                             **ctx(request))
+                             devmode=devmode, **ctx(request))
     else:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ServiceError | None] = loop.create_future()
         service.submit_values(submit, _Stored(future), identity=identity, entries=entries,
-                              connector_id=cid, **ctx(request))
+                              connector_id=cid, devmode=devmode, **ctx(request))
         error = await future
         if error is not None:
             raise error

@@ -1216,16 +1216,18 @@ class Device2Service:
 
     def write_values(self, *, identity: str, entries: list[tuple[object, Mapping[str, Any]]],
                      ip: str | None = None, protocol: str | None = None,
-                     connection_id: str | None = None,
-                     connector_id: str | None = None) -> dict[str, Any]:
+                     connection_id: str | None = None, connector_id: str | None = None,
+                     devmode: bool | None = None) -> dict[str, Any]:
         """A device write: ``entries`` are (timestamp or None, {alias: raw value}); a
         ``$resource/<alias>`` or HTTP write is one entry at server time, a
         ``$resource.batch`` several (timestamps by the §5.2 unit rule). Returns
         ``{accepted: {alias: value}, invalid: {alias: message}}``; invalid values are logged
-        (``invalid_value``) and still reach the ``data_in`` event raw (§4.3)."""
+        (``invalid_value``) and still reach the ``data_in`` event raw (§4.3). ``devmode``:
+        whether the write came through a devmode endpoint (HTTP, where every request is its own
+        connection; None: leave the flag, as MQTT sets it at CONNECT), §2.2."""
         c = self._connector(connector_id)
         job = _WriteJob(self, c, identity, entries, self.clock(), ip, protocol, connection_id,
-                        None)
+                        None, devmode)
         self._run_sync(job, c["id"], identity)
         write = job.result
         if isinstance(write, ServiceError):
@@ -1237,8 +1239,8 @@ class Device2Service:
     def submit_values(self, submit: Submit, done: Callable[[ServiceError | None], None], *,
                       identity: str, entries: list[tuple[object, Mapping[str, Any]]],
                       ip: str | None = None, protocol: str | None = None,
-                      connection_id: str | None = None,
-                      connector_id: str | None = None) -> None:
+                      connection_id: str | None = None, connector_id: str | None = None,
+                      devmode: bool | None = None) -> None:
         """``write_values`` grouped with the loop turn's other writes: ``submit(write, after)``
         is a group committer's. The write runs in that turn's transaction; ``done`` is called
         once it is committed, with the ServiceError if this device's write was refused (a
@@ -1246,14 +1248,15 @@ class Device2Service:
         attribute has that connection closed if the commit fails."""
         c = self._connector(connector_id)
         job = _WriteJob(self, c, identity, entries, self.clock(), ip, protocol, connection_id,
-                        done)
+                        done, devmode)
         submit(job, job)
 
     def _device_write(self, txn: WriteTxn, c: Mapping[str, Any], identity: str,
                       entries: list[tuple[object, Mapping[str, Any]]], now: int,
-                      ip: str | None) -> _DeviceWrite:
+                      ip: str | None, devmode: bool | None = None) -> _DeviceWrite:
         """Apply a device write to the identity's cached state and store the state; the
-        record only when lastip changed or the stored lastseen is LASTSEEN_PERSIST_US old."""
+        record only when lastip or the devmode flag changed, or the stored lastseen is
+        LASTSEEN_PERSIST_US old."""
         resources = c["settings"]["resources"]
         hot = self._hot_entry(txn, c["id"], identity)
         state = hot.state
@@ -1277,7 +1280,11 @@ class Device2Service:
         txn.put(tables.STATE, hot.key, tables.dumps(state))
         record = hot.record
         record["lastseen"] = now
-        if (ip and ip != record["lastip"]) or hot.stored_seen is None or now >= hot.persist_at:
+        flagged = devmode is not None and record["devmode"] != devmode
+        if flagged:
+            record["devmode"] = devmode
+        if (flagged or (ip and ip != record["lastip"]) or hot.stored_seen is None
+                or now >= hot.persist_at):
             if ip:
                 record["lastip"] = ip
             txn.put(tables.IDENTITIES, hot.key, tables.dumps(record))
@@ -1417,12 +1424,13 @@ class _WriteJob:
     a failed commit closes that connection."""
 
     __slots__ = ("service", "connector", "identity", "entries", "now", "ip", "protocol",
-                 "connection_id", "done", "conn", "result")
+                 "connection_id", "done", "conn", "result", "devmode")
 
     def __init__(self, service: Device2Service, connector: Mapping[str, Any], identity: str,
                  entries: list[tuple[object, Mapping[str, Any]]], now: int, ip: str | None,
                  protocol: str | None, connection_id: str | None,
-                 done: Callable[[ServiceError | None], None] | None) -> None:
+                 done: Callable[[ServiceError | None], None] | None,
+                 devmode: bool | None = None) -> None:
         self.service = service
         self.connector = connector
         self.identity = identity
@@ -1434,12 +1442,14 @@ class _WriteJob:
         self.done = done
         self.conn = getattr(done, "conn", None)
         self.result: _DeviceWrite | ServiceError | None = None
+        self.devmode = devmode
 
     def __call__(self, txn: WriteTxn | None = None) -> None:
         if txn is not None:
             try:
                 self.result = self.service._device_write(txn, self.connector, self.identity,
-                                                         self.entries, self.now, self.ip)
+                                                         self.entries, self.now, self.ip,
+                                                         self.devmode)
             except ServiceError as error:
                 self.result = error
             return

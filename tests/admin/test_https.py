@@ -118,6 +118,8 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     config.listeners.mqtt_tls = "127.0.0.1:0"
     config.listeners.https = "127.0.0.1:0"
     config.listeners.admin = "127.0.0.1:0"
+    config.listeners.http = "127.0.0.1:0"
+    config.server.plain_http = True
     running, gateway, stop = start_gateway(config)
     try:
         cleanup = asyncio.run_coroutine_threadsafe(
@@ -161,6 +163,26 @@ def test_device_api_over_https(sidecar: Sidecar) -> None:
     read = s.request(s.https, "GET", f"{WRITE}?temp", token=token, alpn=["h2", "http/1.1"])
     assert (read.status, read.body, read.alpn) == (200, b"temp=21.5", "http/1.1")
     assert s.request(s.https, "GET", f"{WRITE}?temp", token="x" * 40).status == 401
+
+
+def test_writes_over_plain_http_flag_the_device_devmode(sidecar: Sidecar) -> None:
+    """§2.2: a device that came through the devmode endpoint (plain HTTP) is flagged
+    ``devmode``; its next write over HTTPS clears the flag."""
+    s = sidecar
+    s.op("addGatewayResource", alias="temp", format="number")
+    token = activate(s, s.https, "both-1")
+    plain = http.client.HTTPConnection("127.0.0.1", s.running.server.addresses["http"][1],
+                                       timeout=10)
+    try:
+        plain.request("POST", WRITE, body=b"temp=1",
+                      headers={"X-Exosite-CIK": token, "Content-Type": FORM})
+        assert plain.getresponse().status == 204
+    finally:
+        plain.close()
+    assert s.op("getIdentity", identity="both-1")["devmode"] is True
+    assert s.op("listIdentities", status="devmode")["total"] == 1
+    assert s.request(s.https, "POST", WRITE, b"temp=2", token=token).status == 204
+    assert s.op("getIdentity", identity="both-1")["devmode"] is False
 
 
 def test_device_api_over_alpn_http_on_the_mqtt_tls_port(sidecar: Sidecar) -> None:

@@ -391,6 +391,12 @@ OPERATIONS: list[Operation] = [
                   "text/event-stream": {"schema": STRING}}}}, [
                   _query("identity", STRING),
                   _query("type", STRING, "comma-separated event types")]),
+    Operation("get", CONNECTOR + "/events", "websocketEvents", "logs",
+              "live §10 events over a WebSocket (connector-spec §10): one JSON text message "
+              "per event; send an Upgrade request",
+              {"101": {"description": "switching to the WebSocket protocol"}}, [
+                  _query("identity", STRING),
+                  _query("type", STRING, "comma-separated event types")]),
     # Device2 RPC
     Operation("post", CONNECTOR + "/device2/{operation}", "device2", "device2",
               "any Device2 operation with a JSON object of its arguments",

@@ -2,6 +2,7 @@
 
     GET /api/v1/connectors/<cid>/logs/stream?type=event|debug&identity=&ip=&backlog=N
     GET /api/v1/connectors/<cid>/events/stream?identity=&type=data_in,connect
+    GET /api/v1/connectors/<cid>/events          (WebSocket, connector-spec §10; same filters)
 
 A stream is ``text/event-stream``: one message per log entry (``event: event`` or ``event:
 debug``, ``id:`` the entry's sequence number in its ring, ``data:`` the entry as JSON) or per
@@ -13,6 +14,10 @@ Logs come from the ring's live subscription (``LogRing.subscribe``); a log strea
 after ``Last-Event-ID`` from what the ring still holds, or starts with the last ``backlog``
 matching entries. Events come from ONE listener in ``service.event_listeners`` per app, there
 only while an events stream is open (the service builds no ``data_in`` event nobody takes).
+
+The WebSocket variant sends each event as one JSON text message (the §10 object) and an
+overflow notice as ``{"type": "overflow", "dropped": n}``; it shares the outboxes, filters,
+listener and counters of the SSE streams (kind ``events``).
 
 Never a cost to the device path: entries wait in a bounded outbox per stream; a reader more
 than ``queue_limit`` entries behind loses the oldest and is told how many
@@ -269,9 +274,9 @@ async def logs_stream(request: web.Request) -> web.StreamResponse:
         subscription.close()
 
 
-async def events_stream(request: web.Request) -> web.StreamResponse:
+def _events_stream(request: web.Request) -> Stream:
+    """An events stream for the request's connector and filters (400/404 before anything)."""
     streams = request.app[STREAMS_KEY]
-    service = streams.service
     cid = request.match_info["cid"]
     types: frozenset[str] | None = None
     raw = request.query.get("type", "")
@@ -280,13 +285,64 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         unknown = sorted(types - set(EVENT_TYPES))
         if unknown or not types:
             raise _bad(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
-    service.getGatewaySettings(connector_id=cid)  # 404 for an unknown connector
+    streams.service.getGatewaySettings(connector_id=cid)  # 404 for an unknown connector
     stream = Stream("events", streams.queue_limit, request)
     stream.cid = cid
     stream.identity = request.query.get("identity") or None
     stream.types = types
+    return stream
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    stream = _events_stream(request)
+    streams = request.app[STREAMS_KEY]
     streams._add(stream)
     return await streams.serve(request, stream, [])
+
+
+async def events_websocket(request: web.Request) -> web.StreamResponse:
+    """connector-spec §10's WebSocket delivery: one JSON text message per event."""
+    stream = _events_stream(request)
+    streams = request.app[STREAMS_KEY]
+    # timeout: how long our close waits for the client's; a stopping server waits no longer.
+    ws = web.WebSocketResponse(heartbeat=streams.heartbeat, timeout=1.0)
+    if not ws.can_prepare(request).ok:
+        raise _bad("this route is a WebSocket: send an Upgrade request")
+    await ws.prepare(request)
+    streams._add(stream)
+    reader = asyncio.ensure_future(ws.receive())  # the client's close (it sends nothing else)
+    try:
+        while not stream.closed and not ws.closed:
+            if not stream.items and not stream.dropped:
+                stream.wake.clear()
+                waker = asyncio.ensure_future(stream.wake.wait())
+                await asyncio.wait((reader, waker), return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                if reader.done():
+                    break  # closed by the client (or a message we do not take)
+                continue
+            frames = []
+            if stream.dropped:
+                streams.dropped["events"] += stream.dropped
+                frames.append(json.dumps({"type": "overflow", "dropped": stream.dropped}))
+                stream.dropped = 0
+            frames += [json.dumps(event, default=str, separators=(",", ":"))
+                       for _, _, event in stream.items]
+            streams.sent["events"] += len(stream.items)
+            stream.items.clear()
+            stream.writing = True  # a shutdown aborts a send stuck on a client not reading
+            try:
+                for frame in frames:
+                    await ws.send_str(frame)
+            finally:
+                stream.writing = False
+    except ConnectionError:
+        pass  # the client went away
+    finally:
+        reader.cancel()
+        streams._remove(stream)
+        await ws.close()
+    return ws
 
 
 def setup(app: web.Application, service: Any, queue_limit: int = QUEUE_LIMIT,
@@ -296,4 +352,5 @@ def setup(app: web.Application, service: Any, queue_limit: int = QUEUE_LIMIT,
     app[STREAMS_KEY] = streams
     app.router.add_get("/api/v1/connectors/{cid}/logs/stream", logs_stream)
     app.router.add_get("/api/v1/connectors/{cid}/events/stream", events_stream)
+    app.router.add_get("/api/v1/connectors/{cid}/events", events_websocket)
     app.on_shutdown.append(streams.close_all)

@@ -1,13 +1,15 @@
 """HTTP device API scenarios: keep-alive device writes (wrk) and held long polls.
 
-Usage: python -m bench.http_load [--scenario writes|longpoll|all] [--repeat 3] [--quick]
+Usage: python -m bench.http_load [--scenario writes|writes_tls|longpoll|all] [--repeat 3]
+                                 [--quick]
 
 Each run prepares a fresh data directory (bench/devices.py: N token devices, the ``data_in``
 resource, plus a settable ``cmd`` resource for the long polls), starts ``fleetgate serve`` with
 the plain device HTTP listener pinned to CPU 0 (``storage.sync = always``, the default), and the
 load on CPU 1:
 
-- ``writes``: wrk (Debian package ``wrk``) with a Lua script, 100 keep-alive connections, each
+- ``writes`` (``writes_tls``: the same over HTTPS): wrk (Debian package ``wrk``) with a Lua
+  script, 100 keep-alive connections, each
   request ``POST /onep:v1/stack/alias`` ``data_in=<n>`` with the next device's ``X-Exosite-CIK``
   (requests rotate over the N devices). Reports requests/s, latency p50/p99 and broker CPU per
   write. Every 204 is a write committed (fsync'd) before it was answered.
@@ -81,15 +83,18 @@ class Gateway:
                                                      settable=True)
         finally:
             store.close()
-        self.http_port, self.admin_port = free_port(), free_port()
+        self.http_port, self.https_port = free_port(), free_port()
+        self.admin_port = free_port()
+        # HTTPS on loopback with the self-signed certificate made on first start.
         cmd = ["taskset", "-c", BROKER_CPU, sys.executable, "-m", "broker", "serve",
-               "--data", str(data), "--log-level", "warning", "--mqtt-tls", "", "--https", "",
+               "--data", str(data), "--log-level", "warning", "--mqtt-tls", "",
+               "--https", f"127.0.0.1:{self.https_port}",
                "--http", f"127.0.0.1:{self.http_port}", "--admin", f"127.0.0.1:{self.admin_port}"]
         self.log = open(self.workdir / "gateway.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=_raise_nofile)
         deadline = time.monotonic() + START_DEADLINE_S
-        while not (_port_open(self.http_port) and _port_open(self.admin_port)):
+        while not all(_port_open(p) for p in (self.http_port, self.https_port, self.admin_port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("gateway did not start:\n" + self.log_tail())
@@ -123,7 +128,10 @@ def _wrk_latency_us(text: str, pct: str) -> float | None:
     return float(match.group(1)) * scale
 
 
-def run_writes(devices: int, duration: float, connections: int) -> dict[str, Any]:
+def run_writes(devices: int, duration: float, connections: int,
+               tls: bool = False) -> dict[str, Any]:
+    """wrk against the plain listener, or (``tls``) the HTTPS one: keep-alive connections,
+    so the TLS handshakes are 100 and the figure is the per-request cost of TLS records."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (make bench installs the Debian package)")
     gw = Gateway(devices)
@@ -132,7 +140,8 @@ def run_writes(devices: int, duration: float, connections: int) -> dict[str, Any
         script.write_text(WRK_LUA)
         cmd = ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{connections}",
                f"-d{duration:.0f}s", "--latency", "-s", str(script),
-               f"http://127.0.0.1:{gw.http_port}", "--", gw.prepared.tokens_path]
+               f"https://127.0.0.1:{gw.https_port}" if tls
+               else f"http://127.0.0.1:{gw.http_port}", "--", gw.prepared.tokens_path]
         cpu0 = cpu_seconds(gw.proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
         spent = cpu_seconds(gw.proc.pid) - cpu0
@@ -260,7 +269,8 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.http_load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", default="all", choices=["writes", "longpoll", "all"])
+    ap.add_argument("--scenario", default="all",
+                    choices=["writes", "writes_tls", "longpoll", "all"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     # --client mode (started by the longpoll scenario)
@@ -281,12 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     devices = 1000 if args.quick else 10_000
     duration = 5.0 if args.quick else 15.0
-    scenarios = ["writes", "longpoll"] if args.scenario == "all" else [args.scenario]
+    scenarios = ["writes", "writes_tls", "longpoll"] if args.scenario == "all" else [args.scenario]
     for scenario in scenarios:
         runs = []
         for rep in range(args.repeat):
-            if scenario == "writes":
-                m = run_writes(devices, duration, connections=100)
+            if scenario.startswith("writes"):
+                m = run_writes(devices, duration, connections=100, tls=scenario == "writes_tls")
             else:
                 m = run_longpoll(devices, wake=min(1000, devices), hold=duration / 3)
             print(f"  [{scenario} #{rep + 1}] " + " ".join(

@@ -21,10 +21,10 @@ from aiohttp import web
 
 from admin.app import create_app
 from admin.device_http import create_device_app
-from admin.device_http.app import connector_in_host
 from admin.token import load_or_create_token
 from broker.config import Config, parse_address
 from broker.gateway.errors import ServiceError
+from broker.gateway.hosts import connector_in_host
 from broker.transport.tls import TlsInfo, TlsListener, make_context
 
 log = logging.getLogger(__name__)

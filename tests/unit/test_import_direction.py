@@ -92,3 +92,16 @@ def test_speedups_only_imported_by_the_chooser() -> None:
         if is_under(name, "_speedups")
     }
     assert not offenders, sorted(offenders)
+
+
+def test_gateway_imports_no_admin() -> None:
+    """The IoT Connector domain (broker/gateway/) sits below the HTTP sidecar (admin/)."""
+    modules = sorted(GATEWAY.rglob("*.py"))
+    assert len(modules) > 15
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in modules
+        for name in imported_modules(path)
+        if is_under(name, "admin")
+    }
+    assert not offenders, sorted(offenders)

@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
 
 log = logging.getLogger("fleetgate.tls")
 
@@ -305,6 +307,18 @@ RECV_SIZE = 16 * 1024  # one TLS record's plaintext at most
 BIO_READ_SIZE = 64 * 1024
 
 
+
+def _buffered(ssl: SSL.Connection, bio: str) -> int:
+    """Bytes waiting in one of a connection's memory BIOs (``_into_ssl``: ciphertext not yet
+    read by OpenSSL; ``_from_ssl``: ciphertext to send). pyOpenSSL has no public accessor;
+    ``BIO_get_mem_data`` with no pointer answers the length. -1 (unknown: go on as if there
+    were bytes) if this pyOpenSSL keeps its BIOs elsewhere."""
+    handle = getattr(ssl, bio, None)
+    if handle is None:
+        return -1
+    return int(_lib.BIO_get_mem_data(handle, _ffi.NULL))
+
+
 class TlsServerProtocol(asyncio.Protocol):
     """The server side of one TLS connection (the protocol of the socket's transport)."""
 
@@ -425,6 +439,10 @@ class TlsServerProtocol(asyncio.Protocol):
         ended = False
         error: BaseException | None = None
         while not self._reading_paused:
+            # Once every byte that arrived is decrypted and taken, another recv could only
+            # raise WantReadError (an exception per read: the costliest call of this loop).
+            if chunks and not _buffered(ssl, "_into_ssl") and not ssl.pending():
+                break
             try:
                 chunks.append(ssl.recv(RECV_SIZE))
             except SSL.WantReadError:
@@ -452,7 +470,7 @@ class TlsServerProtocol(asyncio.Protocol):
         ssl, transport = self._ssl, self._transport
         if ssl is None or transport is None:
             return
-        while True:
+        while _buffered(ssl, "_from_ssl") != 0:  # usually none after a read: skip bio_read
             try:
                 data = ssl.bio_read(BIO_READ_SIZE)
             except SSL.WantReadError:
@@ -460,6 +478,7 @@ class TlsServerProtocol(asyncio.Protocol):
             transport.write(data)
             if len(data) < BIO_READ_SIZE:
                 return
+
 
     def _send(self, data: bytes | bytearray | memoryview) -> None:
         ssl = self._ssl

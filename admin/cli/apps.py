@@ -36,11 +36,7 @@ def register(sub: Any) -> None:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     listed = ctx.client.call("GET", path("connectors", ctx.connector, "apps"))
-    if ctx.json:
-        ctx.out.json(listed)
-    else:
-        ctx.out.table(listed or [], COLUMNS)
-    return 0
+    return ctx.show(listed, listed or [], COLUMNS)
 
 
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:

@@ -110,14 +110,18 @@ class Client:
             conn.close()
             raise Unreachable(self._why(exc)) from exc
         if response.status >= 400:
-            try:
-                raw = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                raise Unreachable(self._why(exc)) from exc
-            finally:
-                conn.close()
-            raise _error(response, raw)
+            raise _error(response, self._body(conn, response))
         return conn, response
+
+    def _body(self, conn: http.client.HTTPConnection,
+              response: http.client.HTTPResponse) -> bytes:
+        """The whole answer body, then the connection closed; a cut body is Unreachable."""
+        try:
+            return response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unreachable(self._why(exc)) from exc
+        finally:
+            conn.close()
 
     def _why(self, exc: BaseException) -> str:
         if isinstance(exc, socket.timeout | TimeoutError):
@@ -136,12 +140,7 @@ class Client:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else None
         conn, response = self.open(method, target, data, query=query, headers=headers)
-        try:
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise Unreachable(self._why(exc)) from exc
-        finally:
-            conn.close()
+        raw = self._body(conn, response)
         if not raw.strip():
             return None
         try:
@@ -174,12 +173,7 @@ class Client:
 
         sent = {**headers, "Content-Length": str(length)}
         conn, response = self.open(method, target, chunks(), headers=sent)
-        try:
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise Unreachable(self._why(exc)) from exc
-        finally:
-            conn.close()
+        raw = self._body(conn, response)
         return json.loads(raw) if raw.strip() else None
 
     def download(self, target: str, sink: IO[bytes],

@@ -52,11 +52,7 @@ def register(sub: Any) -> None:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     listed = ctx.client.call("GET", path("connectors"))
-    if ctx.json:
-        ctx.out.json(listed)
-    else:
-        ctx.out.table(listed or [], COLUMNS)
-    return 0
+    return ctx.show(listed, listed or [], COLUMNS)
 
 
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:

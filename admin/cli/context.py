@@ -67,6 +67,14 @@ class Context:
     def json(self) -> bool:
         return self.out.json_mode
 
+    def show(self, result: Any, rows: Any, columns: Any) -> int:
+        """The API's answer with ``--json``, else ``rows`` as a table; exit code 0."""
+        if self.json:
+            self.out.json(result)
+        else:
+            self.out.table(rows, columns)
+        return 0
+
     def report(self, result: Any, message: str) -> int:
         """The API's answer with ``--json``, else a one-line summary; exit code 0."""
         if self.json:

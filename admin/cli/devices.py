@@ -224,11 +224,7 @@ def _state_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def cmd_state(ctx: Context, args: argparse.Namespace) -> int:
     state = ctx.device2("getIdentityState", identity=args.identity)
-    if ctx.json:
-        ctx.out.json(state)
-    else:
-        ctx.out.table(_state_rows(state or {}), STATE_COLUMNS)
-    return 0
+    return ctx.show(state, _state_rows(state or {}), STATE_COLUMNS)
 
 
 def cmd_set(ctx: Context, args: argparse.Namespace) -> int:

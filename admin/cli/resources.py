@@ -103,11 +103,7 @@ def _changes(args: argparse.Namespace, fmt: str | None) -> dict[str, Any]:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     resources = ctx.device2("getGatewaySettings").get("resources") or {}
-    if ctx.json:
-        ctx.out.json(resources)
-    else:
-        ctx.out.table([dict(d, alias=a) for a, d in sorted(resources.items())], COLUMNS)
-    return 0
+    return ctx.show(resources, [dict(d, alias=a) for a, d in sorted(resources.items())], COLUMNS)
 
 
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:

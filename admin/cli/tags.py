@@ -87,8 +87,4 @@ def cmd_names(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_values(ctx: Context, args: argparse.Namespace) -> int:
     values = ctx.device2("listTagName", name=args.name)
-    if ctx.json:
-        ctx.out.json(values)
-    else:
-        ctx.out.table(values or [], VALUE_COLUMNS)
-    return 0
+    return ctx.show(values, values or [], VALUE_COLUMNS)
